@@ -1,0 +1,1 @@
+"""absl-flag command-line binaries (see setup.cfg console_scripts)."""

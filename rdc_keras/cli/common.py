@@ -1,0 +1,47 @@
+"""Plumbing shared by the absl binaries: one-line failures and exit codes.
+
+Binaries that use Keras import TensorFlow at module level, before `absl.app.run`: imported
+inside `main`, Keras (2.14) builds graph-mode SymbolicTensors instead of KerasTensors and some
+Functional models (e.g. with Flatten) fail to build.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+__all__ = ["UserError", "fail", "main_wrapper"]
+
+
+class UserError(ValueError):
+    """Bad input from the user: reported as one line on stderr with exit code 2."""
+
+
+def fail(message: str, program: str | None = None) -> NoReturn:
+    """Prints `program: error: message` (one line) to stderr and exits with status 2."""
+    program = program or pathlib.Path(sys.argv[0]).name or "rdc"
+    first_line = str(message).strip().splitlines()[0] if str(message).strip() else "failed"
+    print(f"{program}: error: {first_line}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
+    """Turns `UserError`/`ValueError` raised by `main` into a one-line message and exit code 2.
+
+    Tracebacks are kept for any other exception; set RDC_TRACEBACK=1 to see them for these too.
+    """
+
+    def wrapped(argv: list[str]) -> Any:
+        if len(argv) > 1:
+            fail(f"unexpected positional arguments: {' '.join(argv[1:])}")
+        try:
+            return main(argv)
+        except (UserError, ValueError) as error:
+            if os.environ.get("RDC_TRACEBACK"):
+                raise
+            fail(str(error))
+
+    return wrapped

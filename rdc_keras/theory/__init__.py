@@ -1,0 +1,1 @@
+"""Information-theoretic closed forms and Monte Carlo checks for RDC representations."""
