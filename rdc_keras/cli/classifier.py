@@ -11,7 +11,7 @@ import time
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
-from rdc_keras.cli.common import main_wrapper
+from rdc_keras.cli.common import main_wrapper, parse_flags
 
 __all__ = ["run"]
 
@@ -40,6 +40,12 @@ def main(argv: list[str]) -> None:
             raise ValueError(f"--{name}={getattr(FLAGS, name)}: must be >= 1")
     if FLAGS.learning_rate is not None and FLAGS.learning_rate <= 0:
         raise ValueError(f"--learning_rate={FLAGS.learning_rate}: must be > 0")
+    workdir = pathlib.Path(FLAGS.workdir)
+    # The saved classifier replaces --workdir as a whole: never an unrelated directory.
+    if workdir.exists() and (
+        not workdir.is_dir() or (any(workdir.iterdir()) and not (workdir / "network.json").exists())
+    ):
+        raise ValueError(f"--workdir={workdir}: exists and holds no saved classifier")
 
     from rdc_keras import data, networks, runs
     from rdc_keras.trainers import classifier as classifier_lib
@@ -56,7 +62,6 @@ def main(argv: list[str]) -> None:
     test = data.prepare(
         data.load_dataset(FLAGS.dataset, "test", data_dir=FLAGS.data_dir), 1000, shuffle=False
     )
-    workdir = pathlib.Path(FLAGS.workdir)
     start = time.perf_counter()
     model = classifier_lib.train_classifier(
         info.preset,
@@ -87,7 +92,7 @@ def main(argv: list[str]) -> None:
 def run() -> None:
     """Console-script entry point."""
     _define_flags()
-    app.run(main_wrapper(main))
+    app.run(main_wrapper(main), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-__all__ = ["UserError", "fail", "main_wrapper"]
+__all__ = ["UserError", "fail", "main_wrapper", "parse_flags"]
 
 
 class UserError(ValueError):
@@ -26,6 +26,20 @@ def fail(message: str, program: str | None = None) -> NoReturn:
     first_line = str(message).strip().splitlines()[0] if str(message).strip() else "failed"
     print(f"{program}: error: {first_line}", file=sys.stderr)
     sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """`flags_parser` for `absl.app.run`: a bad flag value exits with one line and status 2.
+
+    absl's default parser prints two lines ("FATAL Flags parsing error" plus a usage hint) and
+    exits with status 1; this keeps every bad-input failure of the binaries in one format.
+    """
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        fail(str(error))
 
 
 def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:

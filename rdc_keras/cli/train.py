@@ -13,7 +13,7 @@ from __future__ import annotations
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
-from rdc_keras.cli.common import main_wrapper
+from rdc_keras.cli.common import main_wrapper, parse_flags
 
 __all__ = ["define_training_flags", "run", "training_config"]
 
@@ -140,7 +140,7 @@ def main(argv: list[str]) -> None:
 def run() -> None:
     """Console-script entry point."""
     define_training_flags()
-    app.run(main_wrapper(main))
+    app.run(main_wrapper(main), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

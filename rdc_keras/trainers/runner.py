@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from rdc_keras import data, networks, runs
 from rdc_keras.trainers import classifier as classifier_lib
+from rdc_keras.trainers.multihead import MultiHeadRDCTrainer
 from rdc_keras.trainers.rdc import CLASSIFIER_MODES, SCHEDULES, RDCTrainer
 
 __all__ = [
@@ -85,6 +86,7 @@ class TrainConfig:
     strategy: str = "default"
     encoder_dir: str | None = None
     head_name: str | None = None
+    multihead_lambda_c: tuple[float, ...] | None = None
     seed: int = 0
     verbose: int = 2
 
@@ -127,6 +129,16 @@ class TrainConfig:
             raise ValueError("--lr_boundaries and --lr_factors must be given together")
         if self.lr_boundaries is not None and len(self.lr_factors) != len(self.lr_boundaries) + 1:
             raise ValueError("--lr_factors needs exactly one more entry than --lr_boundaries")
+        if self.multihead_lambda_c is not None:
+            if len(self.multihead_lambda_c) < 1 or min(self.multihead_lambda_c) < 0:
+                raise ValueError("--multihead_lambda_c needs one or more weights >= 0")
+            if self.lambda_p > 0 or self.classifier_mode != "pretrained" or self.encoder_dir:
+                raise ValueError(
+                    "a multi-head base needs --lambda_p=0, --classifier=pretrained and no "
+                    "--encoder_dir"
+                )
+        if self.data_dir is None and data.dataset_info(self.dataset).source == "idx":
+            raise ValueError(f"--data_dir is required for --dataset={self.dataset}")
         if self.data_dir is not None and not pathlib.Path(self.data_dir).is_dir():
             raise ValueError(f"--data_dir={self.data_dir}: directory not found")
         for name in ("classifier_dir", "encoder_dir"):
@@ -153,8 +165,9 @@ class TrainConfig:
         for key, value in fill.items():
             if values[key] is None:
                 values[key] = value
-        for key in ("lr_boundaries", "lr_factors"):
-            values[key] = list(values[key])
+        for key in ("lr_boundaries", "lr_factors", "multihead_lambda_c"):
+            if values[key] is not None:
+                values[key] = list(values[key])
         values["preset"] = self.preset
         values["head_name"] = values["head_name"] or default_head_name(self)
         values["beta_1"], values["beta_2"] = defaults.beta_1, defaults.beta_2
@@ -163,8 +176,15 @@ class TrainConfig:
 
 
 def default_head_name(config: TrainConfig) -> str:
-    """A readable head name from its lambdas, e.g. `d1-c0.015-p0`."""
+    """A readable head name from its lambdas, e.g. `d1-c0.015-p0` (`multihead` for K heads)."""
+    if config.multihead_lambda_c is not None:
+        return "multihead"
     return f"d{config.lambda_d:g}-c{config.lambda_c:g}-p{config.lambda_p:g}"
+
+
+def multihead_head_names(settings: dict[str, Any]) -> list[str]:
+    """Names of the K heads of a multi-head base run, e.g. `multihead-c0.015`."""
+    return [f"multihead-c{value:g}" for value in settings["multihead_lambda_c"]]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -236,6 +256,26 @@ def build_trainer(
     No critic is built when lambda_p == 0.
     """
     preset = settings["preset"]
+    precision = settings["mixed_precision"]
+    if settings.get("multihead_lambda_c"):
+        trainer = MultiHeadRDCTrainer(
+            networks.encoder(preset, settings["latent_dim"]),
+            [
+                networks.decoder(preset, settings["latent_dim"])
+                for _ in settings["multihead_lambda_c"]
+            ],
+            settings["num_levels"],
+            reference_classifier,
+            head_lambda_c=settings["multihead_lambda_c"],
+            lambda_d=settings["lambda_d"],
+            temperature=settings["temperature"],
+            seed=settings["seed"],
+        )
+        trainer.compile(
+            _optimizer(settings["generator_learning_rate"], settings, precision),
+            jit_compile=settings["jit_compile"],
+        )
+        return trainer
     freeze = encoder is not None
     encoder = encoder or networks.encoder(preset, settings["latent_dim"])
     decoder = networks.decoder(preset, settings["latent_dim"])
@@ -266,7 +306,6 @@ def build_trainer(
         schedule=settings["schedule"],
         seed=settings["seed"],
     )
-    precision = settings["mixed_precision"]
     trainer.compile(
         generator_optimizer=_optimizer(settings["generator_learning_rate"], settings, precision),
         critic_optimizer=(
@@ -299,18 +338,29 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 class _StopOnNonFinite(tf.keras.callbacks.Callback):
-    """Raises `TrainingDivergedError` at the first non-finite batch metric.
+    """Raises `TrainingDivergedError` at the first non-finite batch or epoch metric.
 
-    Raising (rather than setting `stop_training`, as TerminateOnNaN does) skips `on_epoch_end`,
-    so BackupAndRestore never writes the diverged state over the last good epoch.
+    Raising (rather than setting `stop_training`, as TerminateOnNaN does) skips the rest of
+    `on_epoch_end`; as the first callback, it runs before BackupAndRestore, which therefore never
+    writes the diverged state over the last good epoch.
     """
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
+
+    def _check(self, logs: dict[str, Any] | None, where: str) -> None:
         for name, value in (logs or {}).items():
             if not math.isfinite(float(value)):
                 raise TrainingDivergedError(
-                    f"training diverged: {name} became {float(value)} at batch {batch}"
+                    f"training diverged: {name} became {float(value)} in epoch "
+                    f"{getattr(self, '_epoch', 0) + 1}{where}"
                 )
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check(logs, f", batch {batch + 1}")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check(logs, "")
 
 
 class _EpochLog(tf.keras.callbacks.Callback):
@@ -387,14 +437,16 @@ def _check_workdir(workdir: pathlib.Path, settings: dict[str, Any]) -> bool:
     if not config_path.exists():
         return False
     previous = runs.read_json(config_path)["config"]
-    for key in sorted(set(previous) | set(settings)):
-        if key in _VOLATILE:
-            continue
-        if previous.get(key) != settings.get(key):
-            raise ValueError(
-                f"{workdir} holds a run with {key}={previous.get(key)!r}, "
-                f"not {settings.get(key)!r}; use another --workdir"
-            )
+    # Every difference is named: a derived field (head_name) alone would hide the changed flag.
+    differences = [
+        f"{key}={previous.get(key)!r} (not {settings.get(key)!r})"
+        for key in sorted(set(previous) | set(settings))
+        if key not in _VOLATILE and previous.get(key) != settings.get(key)
+    ]
+    if differences:
+        raise ValueError(
+            f"{workdir} holds a run with {', '.join(differences)}; use another --workdir"
+        )
     return (workdir / "results.json").exists()
 
 
@@ -439,10 +491,6 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
     config.validate()
     settings = config.resolved()
     workdir = pathlib.Path(config.workdir)
-    if _check_workdir(workdir, settings):
-        if config.verbose:
-            print(f"{workdir}: run already finished; results.json is up to date", flush=True)
-        return runs.read_json(workdir / "results.json")
     encoder_description = None
     if config.encoder_dir:
         _, encoder_description = load_encoder(config.encoder_dir)
@@ -458,9 +506,12 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
                 f"was trained with {encoder_description['preset']!r}"
             )
         settings["temperature"] = encoder_description["temperature"]
+    if _check_workdir(workdir, settings):
+        if config.verbose:
+            print(f"{workdir}: run already finished; results.json is up to date", flush=True)
+        return runs.read_json(workdir / "results.json")
 
     tf.keras.utils.set_random_seed(settings["seed"])
-    tf.keras.mixed_precision.set_global_policy(settings["mixed_precision"])
     strategy = make_strategy(settings["strategy"])
     global_batch = settings["batch_size"]
     train, test = _datasets(settings, global_batch)
@@ -470,12 +521,18 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
     )
 
     start = time.perf_counter()
-    with strategy.scope():
-        reference, reference_dir = _reference_classifier(
-            settings, workdir, train, test, config.verbose
-        )
-        encoder = load_encoder(config.encoder_dir)[0] if config.encoder_dir else None
-        trainer = build_trainer(settings, reference, encoder=encoder)
+    # Layers take the global policy when built; the caller's policy is restored afterwards.
+    previous_policy = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(settings["mixed_precision"])
+    try:
+        with strategy.scope():
+            reference, reference_dir = _reference_classifier(
+                settings, workdir, train, test, config.verbose
+            )
+            encoder = load_encoder(config.encoder_dir)[0] if config.encoder_dir else None
+            trainer = build_trainer(settings, reference, encoder=encoder)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous_policy)
 
     epochs = settings["epochs"]
     callbacks = [
@@ -489,9 +546,11 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
             settings["lr_boundaries"],
             settings["lr_factors"],
         ),
+        # metrics.jsonl before the backup: a kill between the two redoes that epoch on resume
+        # (its line is rewritten) instead of leaving the epoch out of metrics.jsonl.
+        _EpochLog(workdir / "metrics.jsonl", epochs, config.verbose),
         tf.keras.callbacks.BackupAndRestore(str(workdir / "backup")),
         tf.keras.callbacks.TensorBoard(str(workdir / "logs"), update_freq="epoch"),
-        _EpochLog(workdir / "metrics.jsonl", epochs, config.verbose),
     ]
     trainer.fit(
         train,
@@ -529,30 +588,34 @@ def _save_outputs(workdir, settings, trainer, test_metrics, train_seconds, refer
     }
     if settings["encoder_dir"] is None:
         runs.save_network(workdir / "encoder", trainer.encoder, encoder_description)
-    head = {
-        "name": settings["head_name"],
-        "preset": settings["preset"],
-        "latent_dim": settings["latent_dim"],
-        "num_levels": settings["num_levels"],
-        "lambda_d": settings["lambda_d"],
-        "lambda_c": settings["lambda_c"],
-        "lambda_p": settings["lambda_p"],
-        "classifier_mode": settings["classifier_mode"],
-        "encoder_fingerprint": fingerprint,
-        "encoder_dir": settings["encoder_dir"] or str(workdir / "encoder"),
-        "test": test_metrics,
-    }
-    with runs.atomic_directory(workdir / "heads" / settings["head_name"]) as tmp:
-        runs.save_network(
-            tmp / "decoder",
-            trainer.decoder,
-            {"kind": "decoder", "preset": settings["preset"], "latent_dim": settings["latent_dim"]},
-        )
-        if trainer.critic is not None:
-            runs.save_network(
-                tmp / "critic", trainer.critic, {"kind": "critic", "preset": settings["preset"]}
+    if settings.get("multihead_lambda_c"):
+        heads = [
+            (name, decoder, None, value)
+            for name, decoder, value in zip(
+                multihead_head_names(settings), trainer.decoders, settings["multihead_lambda_c"]
             )
-        runs.write_json(tmp / "head.json", head)
+        ]
+    else:
+        heads = [(settings["head_name"], trainer.decoder, trainer.critic, settings["lambda_c"])]
+    for name, decoder, critic, lambda_c in heads:
+        _save_head(
+            workdir / "heads" / name,
+            decoder,
+            critic,
+            {
+                "name": name,
+                "preset": settings["preset"],
+                "latent_dim": settings["latent_dim"],
+                "num_levels": settings["num_levels"],
+                "lambda_d": settings["lambda_d"],
+                "lambda_c": lambda_c,
+                "lambda_p": settings["lambda_p"],
+                "classifier_mode": settings["classifier_mode"],
+                "encoder_fingerprint": fingerprint,
+                "encoder_dir": settings["encoder_dir"] or str(workdir / "encoder"),
+                "test": test_metrics,
+            },
+        )
     results = {
         "test": test_metrics,
         "units": {"mse": "per-pixel mean on [0, 1]", "ce": "nats", "psnr": "dB", "rate": "bits"},
@@ -566,3 +629,17 @@ def _save_outputs(workdir, settings, trainer, test_metrics, train_seconds, refer
     }
     runs.write_json(workdir / "results.json", results)
     return results
+
+
+def _save_head(directory, decoder, critic, description: dict[str, Any]) -> None:
+    """Saves one head atomically: decoder/, optional critic/ and head.json."""
+    preset = description["preset"]
+    with runs.atomic_directory(directory) as tmp:
+        runs.save_network(
+            tmp / "decoder",
+            decoder,
+            {"kind": "decoder", "preset": preset, "latent_dim": description["latent_dim"]},
+        )
+        if critic is not None:
+            runs.save_network(tmp / "critic", critic, {"kind": "critic", "preset": preset})
+        runs.write_json(tmp / "head.json", description)

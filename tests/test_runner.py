@@ -1,0 +1,235 @@
+"""Tests for rdc_keras.trainers.runner: TrainConfig, train_run's work directory, reruns, phase 2.
+
+One small digits run (2 epochs of 3 steps, with a critic) is shared by the module; the
+interrupted/diverged runs of the `rdc-train` binary are in test_cli_train.py.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rdc_keras import data, runs
+from rdc_keras.trainers import classifier as classifier_lib
+from rdc_keras.trainers import runner
+from rdc_keras.trainers.rdc import RDCTrainer
+
+SMALL = dict(epochs=2, steps_per_epoch=3, batch_size=16, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("classifier") / "clf"
+    train = data.prepare(data.load_dataset("digits", "train"), 64, seed=0)
+    model = classifier_lib.train_classifier("digits", train, epochs=3, seed=0, verbose=0)
+    classifier_lib.save_classifier(directory, model, "digits")
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory, classifier_dir):
+    """A finished phase-1 run with a critic and a non-default quantizer temperature."""
+    config = runner.TrainConfig(
+        workdir=str(tmp_path_factory.mktemp("runs") / "base"),
+        classifier_dir=classifier_dir,
+        lambda_c=0.01,
+        lambda_p=0.01,
+        temperature=0.5,
+        **SMALL,
+    )
+    results = runner.train_run(config)
+    return config, results
+
+
+# ------------------------------------------------------------------------------------------------
+# TrainConfig
+
+
+@pytest.mark.parametrize(
+    "overrides, flag",
+    [
+        (dict(latent_dim=0), "--latent_dim"),
+        (dict(num_levels=1), "--num_levels"),
+        (dict(lambda_d=-1.0), "--lambda_d"),
+        (dict(lambda_c=-0.1), "--lambda_c"),
+        (dict(lambda_p=-0.5), "--lambda_p"),
+        (dict(batch_size=0), "--batch_size"),
+        (dict(epochs=0), "--epochs"),
+        (dict(steps_per_epoch=0), "--steps_per_epoch"),
+        (dict(temperature=0.0), "--temperature"),
+        (dict(n_critic=0), "--n_critic"),
+        (dict(gp_weight=-1.0), "--gp_weight"),
+        (dict(classifier_mode="frozen"), "--classifier_mode"),
+        (dict(schedule="random"), "--schedule"),
+        (dict(mixed_precision="float8"), "--mixed_precision"),
+        (dict(strategy="tpu"), "--strategy"),
+        (dict(dataset="cifar10"), "unknown dataset 'cifar10'"),
+        (dict(dataset="mnist_idx"), "--data_dir is required for --dataset=mnist_idx"),
+        (dict(data_dir="/nonexistent/rdc"), "--data_dir"),
+        (dict(classifier_dir="/nonexistent/rdc"), "--classifier_dir"),
+        (dict(lr_boundaries=(2,)), "--lr_boundaries and --lr_factors"),
+        (dict(lr_boundaries=(2,), lr_factors=(1.0,)), "--lr_factors"),
+    ],
+)
+def test_bad_config_names_the_flag_and_writes_nothing(tmp_path, overrides, flag):
+    config = runner.TrainConfig(workdir=str(tmp_path / "run"), **overrides)
+    with pytest.raises(ValueError, match=flag) as error:
+        runner.train_run(config)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resolved_fills_preset_defaults(tmp_path):
+    resolved = runner.TrainConfig(workdir=str(tmp_path), lambda_c=0.015).resolved()
+    assert resolved["preset"] == "digits"
+    assert resolved["head_name"] == "d1-c0.015-p0"
+    assert resolved["epochs"] == 30 and resolved["batch_size"] == 64
+    assert resolved["temperature"] == 1.0
+    assert resolved["lr_boundaries"] == [20, 40] and resolved["lr_factors"] == [1.0, 0.2, 0.02]
+    explicit = runner.TrainConfig(
+        workdir=str(tmp_path), epochs=3, batch_size=8, temperature=0.25, head_name="mine"
+    ).resolved()
+    assert (explicit["epochs"], explicit["batch_size"], explicit["temperature"]) == (3, 8, 0.25)
+    assert explicit["head_name"] == "mine"
+    json.dumps(explicit)  # config.json must be able to hold it
+
+
+# ------------------------------------------------------------------------------------------------
+# A finished run
+
+
+def test_run_writes_the_work_directory(base_run):
+    config, results = base_run
+    workdir = runner.pathlib.Path(config.workdir)
+    names = {p.name for p in workdir.iterdir()}
+    assert names == {"config.json", "metrics.jsonl", "logs", "encoder", "heads", "results.json"}
+    stored = runs.read_json(workdir / "config.json")
+    assert stored["config"] == json.loads(json.dumps(config.resolved()))
+    assert stored["environment"]["tensorflow"] == tf.__version__
+
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    for line in lines:
+        assert {"loss", "mse", "ce", "w1", "critic_loss", "val_mse", "val_ce", "val_w1"} <= set(
+            line
+        )
+        assert all(np.isfinite(v) for v in line.values())
+
+    assert results == runs.read_json(workdir / "results.json")
+    assert results["epochs"] == 2 and results["head"] == "d1-c0.01-p0.01"
+    assert (
+        results["units"]["mse"] == "per-pixel mean on [0, 1]" and results["units"]["ce"] == "nats"
+    )
+    assert results["rate_bits"] == pytest.approx(3 * np.log2(3))
+    assert set(results["test"]) == {"loss", "mse", "psnr", "ce", "accuracy", "w1"}
+    assert list((workdir / "logs" / "train").glob("events.out.tfevents.*"))
+
+
+def test_saved_networks_reproduce_the_test_metrics(base_run):
+    """Encoder, head and critic reload and give the recorded test metrics again."""
+    config, results = base_run
+    workdir = runner.pathlib.Path(config.workdir)
+    encoder, encoder_description = runner.load_encoder(workdir)
+    assert encoder_description["fingerprint"] == results["encoder_fingerprint"]
+    assert encoder_description["temperature"] == 0.5
+    assert encoder_description["image_shape"] == [8, 8, 1]
+    head_dir = workdir / "heads" / results["head"]
+    decoder, head = runner.load_head(head_dir, encoder_description)
+    assert head["encoder_fingerprint"] == results["encoder_fingerprint"]
+    assert (head["lambda_c"], head["lambda_p"]) == (0.01, 0.01)
+    critic, _ = runs.load_network(
+        head_dir / "critic", lambda d: runner.networks.critic(d["preset"]), kind="critic"
+    )
+    judge, _ = classifier_lib.load_classifier(config.classifier_dir)
+    trainer = RDCTrainer(
+        encoder,
+        decoder,
+        3,
+        classifier=judge,
+        critic=critic,
+        lambda_c=0.01,
+        lambda_p=0.01,
+        temperature=0.5,
+        seed=config.seed,
+    )
+    trainer.compile(tf.keras.optimizers.Adam(), tf.keras.optimizers.Adam())
+    test = data.prepare(data.load_dataset("digits", "test"), 16, shuffle=False)
+    metrics = trainer.evaluate(test, verbose=0, return_dict=True)
+    for key, value in results["test"].items():
+        assert metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+def test_load_checks_fingerprints(base_run, tmp_path):
+    config, results = base_run
+    workdir = runner.pathlib.Path(config.workdir)
+    head_dir = workdir / "heads" / results["head"]
+    with pytest.raises(ValueError, match="head belongs to encoder"):
+        runner.load_head(head_dir, {"fingerprint": "0" * 32})
+    # An encoder whose weights no longer match their recorded fingerprint is refused.
+    copy = tmp_path / "encoder"
+    runner.shutil.copytree(workdir / "encoder", copy)
+    description = runs.read_json(copy / runs.NETWORK_FILE)
+    runs.write_json(copy / runs.NETWORK_FILE, dict(description, fingerprint="f" * 32))
+    with pytest.raises(ValueError, match="do not match their recorded fingerprint"):
+        runner.load_encoder(copy)
+
+
+def test_rerun_reports_finished_run_without_training(base_run, capsys):
+    config, results = base_run
+    workdir = runner.pathlib.Path(config.workdir)
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    again = runner.train_run(runner.TrainConfig(**dict(vars(config), verbose=1)))
+    assert again == results
+    assert "run already finished" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+
+
+def test_different_config_in_same_workdir_is_refused(base_run):
+    config, _ = base_run
+    workdir = runner.pathlib.Path(config.workdir)
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match=r"holds a run with .*lambda_c=0\.01 \(not 0\.5\)"):
+        runner.train_run(runner.TrainConfig(**dict(vars(config), lambda_c=0.5)))
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+
+
+def test_phase_two_head_on_frozen_encoder(base_run, tmp_path):
+    """encoder_dir: a new head on the frozen encoder; the encoder's temperature is reused."""
+    config, results = base_run
+    phase2 = runner.TrainConfig(
+        workdir=str(tmp_path / "head"),
+        classifier_dir=config.classifier_dir,
+        encoder_dir=str(runner.pathlib.Path(config.workdir) / "encoder"),
+        lambda_c=0.02,
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=16,
+        verbose=0,
+    )
+    head_results = runner.train_run(phase2)
+    assert head_results["encoder_fingerprint"] == results["encoder_fingerprint"]
+    assert not (tmp_path / "head" / "encoder").exists()  # the encoder is not copied
+    head = runs.read_json(tmp_path / "head" / "heads" / "d1-c0.02-p0" / "head.json")
+    assert head["encoder_fingerprint"] == results["encoder_fingerprint"]
+    assert runs.read_json(tmp_path / "head" / "config.json")["config"]["temperature"] == 0.5
+    # The same command again is recognised as finished (not refused over the temperature).
+    assert runner.train_run(phase2) == head_results
+
+
+def test_mixed_bfloat16_run_restores_the_global_policy(tmp_path, classifier_dir):
+    previous = tf.keras.mixed_precision.global_policy().name
+    config = runner.TrainConfig(
+        workdir=str(tmp_path / "bf16"),
+        classifier_dir=classifier_dir,
+        mixed_precision="mixed_bfloat16",
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=16,
+        verbose=0,
+    )
+    results = runner.train_run(config)
+    assert tf.keras.mixed_precision.global_policy().name == previous
+    assert all(np.isfinite(v) for v in results["test"].values())
+    stored = runs.read_json(tmp_path / "bf16" / "config.json")["config"]
+    assert stored["mixed_precision"] == "mixed_bfloat16"
