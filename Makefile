@@ -30,8 +30,8 @@ test-all: lint
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 demo: $(STAMP)
-	$(BIN)/rdc-train --dataset=digits --lambda_c=0.01 --epochs=15 --seed=0 --workdir=$(DEMO_DIR)
-	@echo "demo results: $(DEMO_DIR)/results.json"
+	$(BIN)/rdc-experiment --preset=digits --seed=0 --workdir=$(DEMO_DIR)
+	@echo "demo report: $(DEMO_DIR)/report.md"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"

@@ -1,0 +1,263 @@
+"""A reduced `rdc-experiment` study end to end (rdc_keras.experiment): files and their contents.
+
+The study runs once per module (tiny settings: two rates, two lambda_c, one epoch of two steps)
+and every test reads what it wrote.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+from rdc_keras import data, evaluation, experiment, runs
+
+MAIN, OTHER = (2, 3), (1, 3)
+LAMBDAS = (0.0, 0.04)
+METRICS = ("mse", "psnr", "ce_nats", "accuracy", "rate_bits", "w1")
+UNIVERSAL = ("universal-paper", "universal-multihead")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    config = experiment.study_config(
+        "digits",
+        rates=(MAIN, OTHER),
+        e2e_lambda_c=LAMBDAS,
+        universal_lambda_c=LAMBDAS,
+        base_lambda_c=0.04,
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=32,
+        classifier_epochs=1,
+        grid_images=4,
+    )
+    root = tmp_path_factory.mktemp("study")
+    lines = []
+    results = experiment.run_study(config, root, seed=3, export=True, log=lines.append)
+    return {"config": config, "root": root, "results": results, "log": lines}
+
+
+def _expected_models() -> set[str]:
+    names = {f"e2e-d{d}-L{L}-c{c:g}" for d, L in (MAIN, OTHER) for c in LAMBDAS}
+    names |= {f"multihead-c{c:g}" for c in LAMBDAS}
+    names |= {f"{family}-c{c:g}" for family in UNIVERSAL for c in LAMBDAS}
+    return names
+
+
+def _by_model(results):
+    return {row["model"]: row for row in results["models"]}
+
+
+def test_results_json_has_every_model_every_metric_and_units(study):
+    results = json.loads((study["root"] / "results.json").read_text())
+    assert results == json.loads(json.dumps(study["results"]))  # the returned dict is the file
+    rows = _by_model(results)
+    assert set(rows) == _expected_models()
+    for row in rows.values():
+        for metric in METRICS:
+            assert metric in row, (row["model"], metric)
+        for metric in ("mse", "psnr", "ce_nats", "accuracy"):
+            assert math.isfinite(row[metric]), (row["model"], metric)
+        assert 0.0 <= row["accuracy"] <= 1.0
+        assert row["rate_bits"] == pytest.approx(row["latent_dim"] * math.log2(row["num_levels"]))
+        assert row["w1"] is None  # no post-hoc critic in this study
+        assert row["train_seconds"] > 0
+        assert (study["root"] / row["workdir"] / "heads" / row["model"] / "head.json").is_file()
+    for metric in (*METRICS, "train_seconds"):
+        assert results["units"][metric], metric
+    assert results["units"]["ce_nats"] == "nats"
+    assert results["study"]["seed"] == 3
+    assert results["reference_classifier"]["accuracy"] > 0
+
+
+def test_results_match_an_independent_evaluation(study):
+    """Reload one universal head and score it again with the study's judge, data and seed."""
+    from rdc_keras.trainers import classifier as classifier_lib
+    from rdc_keras.trainers.runner import load_encoder, load_head
+
+    root = study["root"]
+    row = _by_model(study["results"])["universal-paper-c0.04"]
+    head_dir = root / row["workdir"] / "heads" / row["model"]
+    encoder, description = load_encoder(runs.read_json(head_dir / "head.json")["encoder_dir"])
+    decoder, _ = load_head(head_dir, description)
+    judge, _ = classifier_lib.load_classifier(root / "classifier")
+    metrics = evaluation.evaluate(
+        encoder, decoder, data.load_arrays("digits", "test"), judge, num_levels=3, seed=3
+    )
+    for key in ("mse", "psnr", "ce_nats", "accuracy", "rate_bits"):
+        assert metrics[key] == pytest.approx(row[key], rel=1e-5), key
+
+
+def test_results_csv_has_the_same_rows(study):
+    with open(study["root"] / "results.csv", newline="") as stream:
+        csv_rows = list(csv.DictReader(stream))
+    json_rows = study["results"]["models"]
+    assert [row["model"] for row in csv_rows] == [row["model"] for row in json_rows]
+    for csv_row, json_row in zip(csv_rows, json_rows):
+        assert set(csv_row) == set(json_row)
+        for key, value in json_row.items():
+            if value is None:
+                assert csv_row[key] == "", key
+            elif isinstance(value, (int, float)):
+                assert float(csv_row[key]) == pytest.approx(value, rel=1e-12), key
+            else:
+                assert csv_row[key] == value, key
+
+
+def _penalty_table(report: str) -> list[list[str]]:
+    section = report.split("## E2E vs universal", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| universal-")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_report_penalties_match_results(study):
+    report = (study["root"] / "report.md").read_text()
+    rows = study["results"]["models"]
+    e2e = {
+        row["lambda_c"]: row for row in rows if row["family"] == "e2e" and row["latent_dim"] == 2
+    }
+    universal = {(r["family"], r["lambda_c"]): r for r in rows if r["family"] in UNIVERSAL}
+    table = _penalty_table(report)
+    assert len(table) == len(UNIVERSAL) * len(LAMBDAS)
+    seen = set()
+    for family, lambda_c, mse_e2e, mse_uni, penalty, *_ in table:
+        key = (family, float(lambda_c))
+        seen.add(key)
+        ref, row = e2e[key[1]], universal[key]
+        assert float(mse_e2e) == pytest.approx(ref["mse"], abs=5e-6)
+        assert float(mse_uni) == pytest.approx(row["mse"], abs=5e-6)
+        expected = 100.0 * (row["mse"] - ref["mse"]) / ref["mse"]
+        assert re.fullmatch(r"[+-]\d+\.\d%", penalty), penalty
+        assert float(penalty[:-1]) == pytest.approx(expected, abs=0.05 + 1e-9)
+    assert seen == set(universal)
+    # The structured penalties agree with the models too.
+    for penalty in study["results"]["penalties"]:
+        ref = e2e[penalty["lambda_c"]]
+        row = universal[(penalty["family"], penalty["lambda_c"])]
+        expected = 100.0 * (row["mse"] - ref["mse"]) / ref["mse"]
+        assert penalty["distortion_penalty_percent"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_report_describes_training_and_lists_every_model(study):
+    report = (study["root"] / "report.md").read_text()
+    assert "## How the models were trained" in report
+    assert "Study wall time:" in report
+    for name in _expected_models():
+        assert f"| {name} |" in report, name
+
+
+def test_figures_exist_and_the_report_links_them(study):
+    root = study["root"]
+    names = ["tradeoff", "rates"] + [f"reconstructions-{f}" for f in ("e2e", *UNIVERSAL)]
+    for name in names:
+        path = root / "figures" / f"{name}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert path.stat().st_size > 2000, name
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (root / "report.md").read_text())
+    assert sorted(links) == sorted(f"figures/{name}.png" for name in names)
+
+
+def test_universal_heads_record_their_base_encoder(study):
+    root = study["root"]
+    tag = f"d{MAIN[0]}-L{MAIN[1]}"
+    bases = {
+        "universal-paper": root / "e2e" / tag / "c0.04" / "encoder",
+        "universal-multihead": root / "multihead" / tag / "encoder",
+    }
+    fingerprints = {}
+    for family, encoder_dir in bases.items():
+        fingerprint = runs.read_json(encoder_dir / "network.json")["fingerprint"]
+        fingerprints[family] = fingerprint
+        for lambda_c in LAMBDAS:
+            head = root / family / tag / f"c{lambda_c:g}" / "heads" / f"{family}-c{lambda_c:g}"
+            description = runs.read_json(head / "head.json")
+            assert description["encoder_fingerprint"] == fingerprint
+            assert pathlib.Path(description["encoder_dir"]).resolve() == encoder_dir.resolve()
+            assert description["lambda_c"] == lambda_c
+            assert not (head.parent.parent / "encoder").exists()  # no encoder of its own
+    assert fingerprints["universal-paper"] != fingerprints["universal-multihead"]
+
+
+def test_universal_encoders_and_heads_are_exported(study):
+    """Each universal family is one export: its base encoder and one head per lambda_c."""
+    root = study["root"]
+    results = study["results"]
+    for family in ("universal-paper", "universal-multihead"):
+        manifest = json.loads((root / "saved_models" / family / "manifest.json").read_text())
+        models = [row for row in results["models"] if row["family"] == family]
+        assert sorted(manifest["heads"]) == sorted(row["model"] for row in models)
+        encoder_dir = root / models[0]["workdir"] / "heads" / models[0]["model"]
+        head = json.loads((encoder_dir / "head.json").read_text())
+        assert manifest["encoder_fingerprint"] == head["encoder_fingerprint"]
+        assert (root / "saved_models" / family / "encoder" / "1" / "saved_model.pb").exists()
+    # A second run of the same study finds the exports up to date instead of adding versions.
+    lines = []
+    experiment.run_study(study["config"], root, seed=3, export=True, log=lines.append)
+    assert sum("up to date" in line for line in lines) == 2
+    assert not (root / "saved_models" / "universal-paper" / "encoder" / "2").exists()
+
+
+def test_progress_lines_cover_every_training(study):
+    jobs = [line for line in study["log"] if re.match(r"\[\d+/\d+\] ", line)]
+    assert len(jobs) == 2 * len(LAMBDAS) + 1 + len(UNIVERSAL) * len(LAMBDAS)
+    assert any("report.md" in line for line in study["log"])
+
+
+def _weights(root: pathlib.Path) -> dict[pathlib.Path, int]:
+    return {path: path.stat().st_mtime_ns for path in root.rglob("*.h5")}
+
+
+def test_rerun_reports_without_retraining(study):
+    root = study["root"]
+    before = _weights(root)
+    # classifier; 4 E2E encoders + decoders; multi-head encoder + 2 decoders; 4 universal heads
+    assert len(before) == 1 + 8 + 3 + 4
+    logs = {path: path.read_text() for path in root.rglob("metrics.jsonl")}
+    again = experiment.run_study(study["config"], root, seed=3, export=False, log=lambda line: None)
+    assert _weights(root) == before
+    assert {path: path.read_text() for path in root.rglob("metrics.jsonl")} == logs
+    assert again["models"] == json.loads(json.dumps(study["results"]["models"]))
+
+
+def test_changed_settings_are_refused(study):
+    root = study["root"]
+    study_file = (root / "study.json").read_text()
+    changed = dataclasses.replace(study["config"], epochs=2)
+    with pytest.raises(ValueError, match="epochs"):
+        experiment.run_study(changed, root, seed=3, export=False, log=lambda line: None)
+    with pytest.raises(ValueError, match="seed"):
+        experiment.run_study(study["config"], root, seed=4, export=False, log=lambda line: None)
+    assert (root / "study.json").read_text() == study_file
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"base_lambda_c": 0.5}, "not in the E2E grid"),
+        ({"rates": ((0, 3),)}, "rates"),
+        ({"rates": ((2, 1),)}, "rates"),
+        ({"data_dir": "/nonexistent/rdc"}, "data_dir"),
+        ({"e2e_lambda_c": (0.0, -0.01), "base_lambda_c": 0.0}, "e2e_lambda_c"),
+        ({"universal_lambda_c": ()}, "universal_lambda_c"),
+    ],
+)
+def test_bad_study_settings_raise(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        experiment.study_config("digits", **overrides)
+    with pytest.raises(ValueError, match="unknown study preset"):
+        experiment.study_config("cifar")
+
+
+def test_presets_are_consistent():
+    for name, config in experiment.PRESETS.items():
+        assert config.name == name
+        assert config.base_lambda_c in config.e2e_lambda_c
+        assert experiment.study_config(name) == config
+    assert experiment.PRESETS["mnist10k"].rates == ((3, 3),)  # 3 log2 3 = 4.75 bits
+    assert experiment.PRESETS["mnist10k"].e2e_lambda_c == (0.0, 0.0033, 0.0066, 0.01, 0.015)
+    assert np.all(np.diff(experiment.PRESETS["digits"].e2e_lambda_c) > 0)
