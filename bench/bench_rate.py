@@ -1,0 +1,207 @@
+"""Benchmark: real `.rdc` sizes vs the fixed-rate bound d * log2 L (issue 7, item 5).
+
+For each (d, L) it trains a short run (or takes one with --run), exports it with the prior counted
+on the training split, compresses the test split with `rdc_keras.codec` and reports:
+
+* payload bits per image of the whole test split (range-coded or packed, whichever is smaller)
+  against the bound d * log2 L (`ratio` < 1 means the entropy coder saved bits);
+* file bytes per image including the 62-byte container, for batches of 1, 100 and 2,000 images
+  (the test split is cut into consecutive batches of that size, at most 100 files per size; the
+  value is total bytes / total images), against the bound in bytes, d * log2 L / 8.
+
+Every file is decoded again and checked bit for bit against the head applied to the encoder's
+indices. Usage (MNIST-10k, the issue's three settings):
+
+    python bench/bench_rate.py --dataset=mnist_idx --data_dir=../shared/data/mnist \
+        --configs=3x3,3x4,4x4 --workdir=bench/runs/rate
+
+or with trained runs: `--run=3x3=runs/a --run=3x4=runs/b ...` (then no training happens).
+Writes bench/results/rate.json: a list of records with keys name, value, unit, baseline, ratio,
+command, machine, date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import pathlib
+import platform
+import sys
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+try:
+    from rdc_keras import codec, data, export
+except ImportError:  # run as a script from a checkout without `pip install -e .`
+    sys.path.insert(0, str(REPO_ROOT))
+    from rdc_keras import codec, data, export
+
+__all__ = ["main", "measure"]
+
+BATCHES = (1, 100, 2000)
+MAX_FILES_PER_BATCH = 100
+
+
+def _machine() -> str:
+    return (
+        f"{platform.machine()} {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"TF {tf.__version__}"
+    )
+
+
+def _parse_config(text: str) -> tuple[int, int]:
+    try:
+        d, levels = (int(v) for v in text.lower().split("x"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected DxL such as 3x4, got {text!r}") from error
+    return d, levels
+
+
+def _train(args, d: int, levels: int, classifier_dir: str | None) -> pathlib.Path:
+    from rdc_keras.trainers.runner import TrainConfig, train_run
+
+    workdir = pathlib.Path(args.workdir) / f"d{d}-L{levels}"
+    train_run(
+        TrainConfig(
+            workdir=str(workdir),
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            latent_dim=d,
+            num_levels=levels,
+            lambda_c=args.lambda_c,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            classifier_dir=classifier_dir,
+            seed=args.seed,
+            verbose=args.verbose,
+        )
+    )
+    return workdir
+
+
+def measure(
+    encoder: export.ExportedModel,
+    head: export.ExportedModel,
+    images: np.ndarray,
+    seed: int,
+    batches: tuple[int, ...] = BATCHES,
+) -> dict[str, Any]:
+    """Compresses `images` whole and in batches; returns sizes (bits and bytes per image)."""
+    d, levels = encoder.latent_dim, encoder.num_levels
+    blob = codec.compress(images, encoder, seed=seed)
+    whole = codec.describe(blob)
+    seeds = seed + np.arange(len(images), dtype=np.int64)
+    expected = head.decode(encoder.encode(images, seeds), seeds)
+    if not np.array_equal(codec.decompress(blob, encoder, head), expected):
+        raise AssertionError("decoded images differ from the in-memory path")
+    result = {"whole": whole, "batches": {}}
+    for size in batches:
+        size = min(size, len(images))
+        total_bytes = total_images = 0
+        for start in range(0, len(images) - size + 1, size):
+            if total_images // size >= MAX_FILES_PER_BATCH:
+                break
+            part = codec.compress(images[start : start + size], encoder, seed=seed + start)
+            total_bytes += len(part)
+            total_images += size
+        result["batches"][size] = {
+            "files": total_images // size,
+            "bytes_per_image": total_bytes / total_images,
+        }
+    result["bound_bits"] = d * math.log2(levels)
+    return result
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="mnist_idx")
+    parser.add_argument("--data_dir", default=str(REPO_ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--configs", default="3x3,3x4,4x4", help="comma-separated DxL")
+    parser.add_argument("--run", action="append", default=[], help="DxL=RUN_DIR (skip training)")
+    parser.add_argument("--workdir", default=str(REPO_ROOT / "bench" / "runs" / "rate"))
+    parser.add_argument("--epochs", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--steps_per_epoch", type=int, default=None)
+    parser.add_argument("--lambda_c", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=1)
+    parser.add_argument("--output", default=str(REPO_ROOT / "bench" / "results" / "rate.json"))
+    args = parser.parse_args(argv)
+    if args.dataset == "digits":
+        args.data_dir = None
+    configs = [_parse_config(c) for c in args.configs.split(",") if c]
+    given = {}
+    for item in args.run:
+        key, _, path = item.partition("=")
+        given[_parse_config(key)] = pathlib.Path(path)
+    images = data.load_arrays(args.dataset, "test", data_dir=args.data_dir)[0]
+    command = " ".join(
+        ["python", "bench/bench_rate.py", *(argv if argv is not None else sys.argv[1:])]
+    )
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    records = []
+    classifier_dir = None
+    for d, levels in configs:
+        run_dir = given.get((d, levels)) or _train(args, d, levels, classifier_dir)
+        if classifier_dir is None and (run_dir / "classifier").is_dir():
+            classifier_dir = str(run_dir / "classifier")  # one judge for every setting
+        name = f"{args.dataset}-d{d}-L{levels}"
+        manifest = export.export_run(run_dir, pathlib.Path(args.workdir) / "exports", name)
+        if (manifest["latent_dim"], manifest["num_levels"]) != (d, levels):
+            raise ValueError(
+                f"{run_dir} holds d={manifest['latent_dim']}, L={manifest['num_levels']}"
+            )
+        root = pathlib.Path(args.workdir) / "exports" / name
+        encoder = export.load_encoder(root)
+        head = export.load_head(root / "heads" / sorted(manifest["heads"])[0], encoder)
+        result = measure(encoder, head, images, args.seed)
+        bound = result["bound_bits"]
+        whole = result["whole"]
+        common = {"command": command, "machine": _machine(), "date": date}
+        records.append(
+            {
+                "name": f"payload_bits_per_image[{name},n={whole['count']},{whole['method']}]",
+                "value": whole["payload_bits_per_image"],
+                "unit": "bits/image",
+                "baseline": bound,
+                "ratio": whole["payload_bits_per_image"] / bound,
+                **common,
+            }
+        )
+        for size, entry in result["batches"].items():
+            records.append(
+                {
+                    "name": f"file_bytes_per_image[{name},batch={size},files={entry['files']}]",
+                    "value": entry["bytes_per_image"],
+                    "unit": "bytes/image (incl. 62-byte container)",
+                    "baseline": bound / 8,
+                    "ratio": entry["bytes_per_image"] / (bound / 8),
+                    **common,
+                }
+            )
+        print(
+            f"{name}: {whole['payload_bits_per_image']:.3f} bits/image ({whole['method']}) vs "
+            f"bound {bound:.3f}; prior estimate {manifest['prior']['train_bits_per_image']:.3f}; "
+            + ", ".join(
+                f"batch {s}: {e['bytes_per_image']:.3f} B/image"
+                for s, e in result["batches"].items()
+            ),
+            flush=True,
+        )
+    output = pathlib.Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(records, indent=2) + "\n")
+    print(f"wrote {output}")
+    return records
+
+
+if __name__ == "__main__":
+    main()

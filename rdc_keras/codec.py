@@ -1,0 +1,575 @@
+"""The `.rdc` bitstream: many images' quantization indices in one checksummed file.
+
+The sender runs the exported encoder (`rdc_keras.export`) on N images with dither seeds
+seed, seed + 1, ..., seed + N - 1 and stores the int32 [N, d] indices in a container; the
+receiver rebuilds the same seeds, decodes the indices and runs an exported head. Layout
+(big-endian, 58-byte header, then the payload, then a CRC32 of everything before it)::
+
+    magic "\\x89RDC" | format version u8 | method u8 | reserved u16 (0)
+    encoder fingerprint 16 B | prior digest 8 B
+    height u16 | width u16 | channels u16 | L u16 | d u16 | count u32 | seed i64
+    payload length u32 | payload | CRC32 u32
+
+Payload methods (the smaller one is chosen unless forced):
+
+* range (1): one range-coded stream of all N * d indices, image-major, dimension j coded with
+  the integer CDF table j of the encoder export's prior (built once at export from the training
+  split, ecosystem notes §1.3), using tensorflow-compression's range coder in this process, never
+  in a serving graph. This is the only module that imports tensorflow_compression (lazily).
+* fixed (0): the indices as base-L digits, packed in chunks of 4,096 symbols, each chunk a
+  ceil(4096 * log2 L)-bit big-endian integer (the last chunk shorter): ceil(N * d * log2 L) bits
+  up to one bit per chunk, then zero bits up to a byte boundary. Needs only numpy.
+
+Every damaged or foreign file raises `BitstreamError` with a one-line reason, never garbage: the
+header is bounded before anything is allocated, the CRC covers header and payload, and both
+payload decoders accept only canonical encodings (a range-coded payload must re-encode to the
+same bytes; a packed chunk must be < L**n with zero padding), so even a payload altered with a
+recomputed CRC is refused unless it is exactly the encoding of other valid indices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+import os
+import struct
+import zlib
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_VERSION",
+    "HEADER_SIZE",
+    "MAGIC",
+    "METHODS",
+    "OVERHEAD_BYTES",
+    "BitstreamError",
+    "Header",
+    "compress",
+    "decode_indices",
+    "decompress",
+    "describe",
+    "encode_indices",
+    "fixed_length_bits",
+    "pack_fixed",
+    "parse",
+    "range_decode",
+    "range_encode",
+    "unpack_fixed",
+]
+
+MAGIC = b"\x89RDC"
+FORMAT_VERSION = 1
+METHODS = {"fixed": 0, "range": 1}
+_METHOD_NAMES = {code: name for name, code in METHODS.items()}
+_HEADER = struct.Struct(">4sBBH16s8sHHHHHIqI")
+HEADER_SIZE = _HEADER.size  # 58
+_CRC = struct.Struct(">I")
+OVERHEAD_BYTES = HEADER_SIZE + _CRC.size  # container bytes besides the payload
+
+# Bounds checked on every header before anything is allocated.
+MAX_COUNT = 10_000_000
+MAX_SIDE = 4096  # height, width and channels
+MAX_LEVELS = 256
+MAX_LATENT_DIM = 4096
+MAX_SYMBOLS = 2**26  # N * d: at most 256 MiB of int32 indices
+_INT64_MAX = 2**63 - 1
+_CHUNK = 4096  # symbols per fixed-length chunk
+# Slack of the range-coded length bound: the coder can end a stream a few bytes before the
+# information content of its symbols (32-bit state plus flushing), never 64 bits before it.
+_RANGE_SLACK_BITS = 64
+
+
+class BitstreamError(ValueError):
+    """A damaged, truncated, foreign or unsupported `.rdc` file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """The fixed-size `.rdc` header (see the module docstring)."""
+
+    method: str
+    fingerprint: str  # 32 hex digits
+    prior_digest: str  # 16 hex digits
+    image_shape: tuple[int, int, int]
+    num_levels: int
+    latent_dim: int
+    count: int
+    seed: int
+    payload_length: int
+
+    @property
+    def seeds(self) -> np.ndarray:
+        """int64 dither seeds of the N images: seed + i."""
+        return self.seed + np.arange(self.count, dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------------------------
+# Fixed-length packing (numpy and Python integers only).
+
+
+@functools.lru_cache(maxsize=256)
+def _chunk_bits(num_symbols: int, num_levels: int) -> int:
+    """ceil(num_symbols * log2 L), exactly: the bit length of L**n - 1."""
+    return (num_levels**num_symbols - 1).bit_length()
+
+
+def fixed_length_bits(num_symbols: int, num_levels: int) -> int:
+    """Payload bits of `num_symbols` L-ary symbols packed as fixed-length chunks."""
+    full, rest = divmod(int(num_symbols), _CHUNK)
+    bits = full * _chunk_bits(_CHUNK, num_levels)
+    return bits + (_chunk_bits(rest, num_levels) if rest else 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _block(num_levels: int) -> tuple[int, int]:
+    """(k, L**k): the most base-L digits whose value fits below 2**63 (a numpy uint64 lane)."""
+    k = 1
+    while num_levels ** (k + 1) < 2**63:
+        k += 1
+    return k, num_levels**k
+
+
+def _powers(num_levels: int, k: int) -> np.ndarray:
+    return np.array([num_levels ** (k - 1 - i) for i in range(k)], np.uint64)
+
+
+def _chunk_value(digits: np.ndarray, num_levels: int) -> int:
+    """The integer whose base-L digits (most significant first) are `digits`."""
+    k, base = _block(num_levels)
+    head = len(digits) % k
+    value = int(digits[:head].astype(np.uint64) @ _powers(num_levels, head)) if head else 0
+    body = digits[head:].astype(np.uint64).reshape(-1, k) @ _powers(num_levels, k)
+    for block in body.tolist():
+        value = value * base + block
+    return value
+
+
+def _chunk_digits(value: int, n: int, num_levels: int) -> np.ndarray:
+    """Inverse of `_chunk_value` for a value < L**n: n base-L digits, most significant first."""
+    k, base = _block(num_levels)
+    blocks = []
+    for _ in range(n // k):
+        value, block = divmod(value, base)
+        blocks.append(block)
+    head = n % k
+    digits = []
+    if head:
+        digits.append((value // _powers(num_levels, head).astype(object)) % num_levels)
+    if blocks:
+        body = np.array(blocks[::-1], np.uint64)[:, None] // _powers(num_levels, k)[None, :]
+        digits.append((body % np.uint64(num_levels)).ravel())
+    return np.concatenate(digits).astype(np.int32) if digits else np.zeros(0, np.int32)
+
+
+def _int_to_bits(value: int, num_bits: int) -> np.ndarray:
+    raw = np.frombuffer(value.to_bytes((num_bits + 7) // 8, "big"), np.uint8)
+    return np.unpackbits(raw)[-num_bits:] if num_bits else np.zeros(0, np.uint8)
+
+
+def _bits_to_int(bits: np.ndarray) -> int:
+    padded = np.concatenate([np.zeros((-len(bits)) % 8, np.uint8), bits])
+    return int.from_bytes(np.packbits(padded).tobytes(), "big")
+
+
+def pack_fixed(symbols: np.ndarray, num_levels: int) -> bytes:
+    """Packs L-ary symbols (flat, values in [0, L)) into `fixed_length_bits` bits, zero-padded."""
+    symbols = np.asarray(symbols).ravel()
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= num_levels):
+        raise ValueError(f"symbols must lie in [0, {num_levels})")
+    pieces = []
+    for start in range(0, symbols.size, _CHUNK):
+        chunk = symbols[start : start + _CHUNK]
+        pieces.append(
+            _int_to_bits(_chunk_value(chunk, num_levels), _chunk_bits(len(chunk), num_levels))
+        )
+    bits = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
+    return np.packbits(bits).tobytes()
+
+
+def unpack_fixed(payload: bytes, num_symbols: int, num_levels: int) -> np.ndarray:
+    """Inverse of `pack_fixed`; raises BitstreamError unless payload is its canonical output."""
+    total = fixed_length_bits(num_symbols, num_levels)
+    if len(payload) != (total + 7) // 8:
+        raise BitstreamError(
+            f"fixed-length payload has {len(payload)} bytes, expected {(total + 7) // 8}"
+        )
+    bits = np.unpackbits(np.frombuffer(payload, np.uint8))
+    if bits[total:].any():
+        raise BitstreamError("fixed-length payload has non-zero padding bits")
+    out, offset = [], 0
+    for start in range(0, num_symbols, _CHUNK):
+        n = min(_CHUNK, num_symbols - start)
+        width = _chunk_bits(n, num_levels)
+        value = _bits_to_int(bits[offset : offset + width])
+        if value >= num_levels**n:
+            raise BitstreamError("fixed-length payload holds a value out of range for L levels")
+        out.append(_chunk_digits(value, n, num_levels))
+        offset += width
+    return np.concatenate(out) if out else np.zeros(0, np.int32)
+
+
+# ------------------------------------------------------------------------------------------------
+# Range coding (tensorflow-compression, imported lazily).
+
+
+def _tfc():
+    try:
+        import tensorflow_compression as tfc
+    except ImportError as error:  # pragma: no cover - a pinned dependency
+        raise ImportError(
+            "range-coded .rdc payloads need tensorflow-compression==2.14.1"
+        ) from error
+    return tfc
+
+
+def _check_prior(prior: dict[str, Any], num_levels: int, latent_dim: int) -> np.ndarray:
+    """Validates stored CDF tables; returns the range coder's lookup [d, L + 2] int32."""
+    try:
+        precision = int(prior["precision"])
+        cdf = np.asarray(prior["cdf"], np.int64)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"encoder export has no usable prior tables ({error})") from error
+    if not 1 <= precision <= 16 or cdf.shape != (latent_dim, num_levels + 1):
+        raise ValueError(
+            f"encoder export prior: expected {latent_dim} CDF rows of {num_levels + 1} entries "
+            f"at 1..16 bits, got shape {cdf.shape} at {precision} bits"
+        )
+    if (cdf[:, 0] != 0).any() or (cdf[:, -1] != 2**precision).any() or (np.diff(cdf) < 1).any():
+        raise ValueError("encoder export prior: CDF rows must rise strictly from 0 to 2**precision")
+    lookup = np.concatenate([np.full((latent_dim, 1), precision), cdf], axis=1)
+    return lookup.astype(np.int32)
+
+
+def _min_bits_per_image(lookup: np.ndarray) -> float:
+    """Fewest bits any image can cost under the tables: sum_j -log2 max_l p_j(l)."""
+    precision = lookup[:, 0].astype(np.float64)
+    top = np.diff(lookup[:, 1:], axis=1).max(axis=1).astype(np.float64)
+    return float(np.sum(precision - np.log2(top)))
+
+
+def range_encode(indices: np.ndarray, lookup: np.ndarray) -> bytes:
+    """Range-codes int32 [N, d] indices; column j uses the CDF in lookup[j] (one stream)."""
+    tfc = _tfc()
+    handle = tfc.create_range_encoder([], lookup)
+    handle = tfc.entropy_encode_channel(handle, np.ascontiguousarray(indices, np.int32))
+    return bytes(tfc.entropy_encode_finalize(handle).numpy())
+
+
+def range_decode(payload: bytes, lookup: np.ndarray, count: int) -> np.ndarray:
+    """Decodes `count` rows of range-coded indices; refuses any non-canonical payload."""
+    import tensorflow as tf
+
+    tfc = _tfc()
+    handle = tfc.create_range_decoder(payload, lookup)
+    shape = tf.constant([count, lookup.shape[0]], tf.int32)
+    handle, indices = tfc.entropy_decode_channel(handle, shape, tf.int32)
+    if not bool(tfc.entropy_decode_finalize(handle).numpy()):
+        raise BitstreamError("range-coded payload is corrupt (the decoder did not finish cleanly)")
+    indices = indices.numpy()
+    # The decoder reads any bytes; only the encoder's own output is a valid payload.
+    if range_encode(indices, lookup) != payload:
+        raise BitstreamError("range-coded payload is corrupt (it is not a canonical encoding)")
+    return indices
+
+
+# ------------------------------------------------------------------------------------------------
+# Container.
+
+
+def _check_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _check_bounds(header: Header, error: type[Exception]) -> None:
+    """Size limits shared by the writer (ValueError) and the reader (BitstreamError)."""
+    height, width, channels = header.image_shape
+    checks = [
+        (1 <= min(header.image_shape) and max(header.image_shape) <= MAX_SIDE, "image shape"),
+        (2 <= header.num_levels <= MAX_LEVELS, "L (number of levels)"),
+        (1 <= header.latent_dim <= MAX_LATENT_DIM, "d (latent dimension)"),
+        (1 <= header.count <= MAX_COUNT, "image count"),
+        (header.count * header.latent_dim <= MAX_SYMBOLS, "number of indices (count * d)"),
+        (-(2**63) <= header.seed and header.seed + header.count - 1 <= _INT64_MAX, "seed"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise error(
+                f"{what} out of range (image {height}x{width}x{channels}, L={header.num_levels}, "
+                f"d={header.latent_dim}, count={header.count}, seed={header.seed}; limits: "
+                f"sides <= {MAX_SIDE}, L <= {MAX_LEVELS}, d <= {MAX_LATENT_DIM}, "
+                f"count <= {MAX_COUNT}, count * d <= {MAX_SYMBOLS})"
+            )
+
+
+def _pack(header: Header, payload: bytes) -> bytes:
+    fields = _HEADER.pack(
+        MAGIC,
+        FORMAT_VERSION,
+        METHODS[header.method],
+        0,
+        bytes.fromhex(header.fingerprint),
+        bytes.fromhex(header.prior_digest),
+        *header.image_shape,
+        header.num_levels,
+        header.latent_dim,
+        header.count,
+        header.seed,
+        len(payload),
+    )
+    body = fields + payload
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def parse(data: bytes) -> tuple[Header, bytes]:
+    """Checks a container's structure and CRC; returns (header, payload). Needs no export.
+
+    Raises:
+      BitstreamError: truncated, extended, damaged, foreign or out-of-bounds file.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f".rdc data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < OVERHEAD_BYTES:
+        raise BitstreamError(
+            f"truncated file: {len(data)} bytes, an .rdc file has at least {OVERHEAD_BYTES}"
+        )
+    fields = _HEADER.unpack_from(data)
+    magic, version, method, reserved, fingerprint, prior = fields[:6]
+    height, width, channels, num_levels, latent_dim, count, seed, payload_length = fields[6:]
+    if magic != MAGIC:
+        raise BitstreamError(f"not an .rdc file (magic {magic!r}, expected {MAGIC!r})")
+    if version != FORMAT_VERSION:
+        raise BitstreamError(
+            f"unsupported .rdc format version {version} (this reader handles {FORMAT_VERSION})"
+        )
+    actual = len(data) - OVERHEAD_BYTES
+    if payload_length != actual:
+        raise BitstreamError(
+            f"the header declares a {payload_length}-byte payload but the file holds {actual} "
+            "(truncated or extended file)"
+        )
+    (stored_crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
+    if zlib.crc32(data[: -_CRC.size]) != stored_crc:
+        raise BitstreamError("CRC32 mismatch: the file is damaged")
+    if method not in _METHOD_NAMES:
+        raise BitstreamError(f"unknown coding method {method} (expected 0 fixed or 1 range)")
+    if reserved != 0:
+        raise BitstreamError(f"reserved header field is {reserved}, expected 0")
+    header = Header(
+        method=_METHOD_NAMES[method],
+        fingerprint=fingerprint.hex(),
+        prior_digest=prior.hex(),
+        image_shape=(height, width, channels),
+        num_levels=num_levels,
+        latent_dim=latent_dim,
+        count=count,
+        seed=seed,
+        payload_length=payload_length,
+    )
+    _check_bounds(header, BitstreamError)
+    if header.method == "fixed":
+        expected = (fixed_length_bits(count * latent_dim, num_levels) + 7) // 8
+        if payload_length != expected:
+            raise BitstreamError(
+                f"fixed-length payload has {payload_length} bytes, expected {expected} for "
+                f"{count} images of {latent_dim} {num_levels}-level indices"
+            )
+    return header, data[HEADER_SIZE : -_CRC.size]
+
+
+def describe(data: bytes) -> dict[str, Any]:
+    """Sizes of a container: payload bits per image vs the fixed-rate bound d * log2 L."""
+    header, payload = parse(data)
+    bound = header.latent_dim * math.log2(header.num_levels)
+    bits = 8 * len(payload) / header.count
+    return {
+        "count": header.count,
+        "method": header.method,
+        "num_levels": header.num_levels,
+        "latent_dim": header.latent_dim,
+        "image_shape": list(header.image_shape),
+        "seed": header.seed,
+        "file_bytes": len(data),
+        "payload_bytes": len(payload),
+        "container_overhead_bytes": OVERHEAD_BYTES,
+        "payload_bits_per_image": bits,
+        "file_bytes_per_image": len(data) / header.count,
+        "bound_bits_per_image": bound,
+        "fixed_bits_per_image": fixed_length_bits(
+            header.count * header.latent_dim, header.num_levels
+        )
+        / header.count,
+        "saving_vs_bound": 1.0 - bits / bound,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Indices <-> container (needs only the encoder export's metadata).
+
+
+def _metadata(encoder: Any) -> dict[str, Any]:
+    return encoder.metadata if hasattr(encoder, "metadata") else dict(encoder)
+
+
+def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "auto") -> bytes:
+    """Wraps int32 [N, d] indices (made with seeds seed + i) in an `.rdc` container.
+
+    Args:
+      indices: the exported encoder's output for N images.
+      encoder: the encoder export (`rdc_keras.export.ExportedModel`) or its metadata dict.
+      seed: base dither seed the indices were made with.
+      method: "auto" (the smaller payload), "range" or "fixed".
+    """
+    meta = _metadata(encoder)
+    if method not in ("auto", *METHODS):
+        raise ValueError(f"method must be 'auto', 'range' or 'fixed', got {method!r}")
+    num_levels, latent_dim = int(meta["num_levels"]), int(meta["latent_dim"])
+    indices = np.asarray(indices)
+    if indices.ndim != 2 or indices.shape[1] != latent_dim or indices.dtype.kind not in "iu":
+        raise ValueError(
+            f"indices must be integers of shape [N, {latent_dim}], got {indices.shape}"
+        )
+    if indices.size and (indices.min() < 0 or indices.max() >= num_levels):
+        raise ValueError(f"indices must lie in [0, {num_levels})")
+    header = Header(
+        method="fixed",
+        fingerprint=meta["encoder_fingerprint"],
+        prior_digest=meta["prior"]["digest"],
+        image_shape=tuple(int(s) for s in meta["image_shape"]),
+        num_levels=num_levels,
+        latent_dim=latent_dim,
+        count=len(indices),
+        seed=_check_int(seed, "seed"),
+        payload_length=0,
+    )
+    _check_bounds(header, ValueError)
+    payloads = {}
+    if method in ("auto", "fixed"):
+        payloads["fixed"] = pack_fixed(indices, num_levels)
+    if method in ("auto", "range"):
+        lookup = _check_prior(meta["prior"], num_levels, latent_dim)
+        payloads["range"] = range_encode(indices.astype(np.int32), lookup)
+    chosen = min(payloads, key=lambda name: (len(payloads[name]), METHODS[name]))
+    payload = payloads[chosen]
+    header = dataclasses.replace(header, method=chosen, payload_length=len(payload))
+    return _pack(header, payload)
+
+
+def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
+    """Parses a container and returns (header, int32 [N, d] indices).
+
+    Raises:
+      BitstreamError: damaged or foreign file, or one written with another encoder or prior.
+    """
+    header, payload = parse(data)
+    meta = _metadata(encoder)
+    if header.fingerprint != meta["encoder_fingerprint"]:
+        raise BitstreamError(
+            f"file was written by encoder {header.fingerprint[:12]}, not by this export's "
+            f"encoder {meta['encoder_fingerprint'][:12]} (fingerprint mismatch)"
+        )
+    expected = (tuple(meta["image_shape"]), int(meta["num_levels"]), int(meta["latent_dim"]))
+    if (tuple(header.image_shape), header.num_levels, header.latent_dim) != expected:
+        raise BitstreamError(
+            f"file holds {header.image_shape} images with L={header.num_levels}, "
+            f"d={header.latent_dim}; the encoder export has {expected}"
+        )
+    num_symbols = header.count * header.latent_dim
+    if header.method == "fixed":
+        symbols = unpack_fixed(payload, num_symbols, header.num_levels)
+        return header, symbols.reshape(header.count, header.latent_dim)
+    if header.prior_digest != meta["prior"]["digest"]:
+        raise BitstreamError(
+            f"file was range-coded with prior {header.prior_digest}, the encoder export has "
+            f"{meta['prior']['digest']} (re-exported with another prior?)"
+        )
+    lookup = _check_prior(meta["prior"], header.num_levels, header.latent_dim)
+    if header.count * _min_bits_per_image(lookup) > 8 * len(payload) + _RANGE_SLACK_BITS:
+        raise BitstreamError(
+            f"a {len(payload)}-byte range-coded payload cannot hold {header.count} images"
+        )
+    return header, range_decode(payload, lookup, header.count)
+
+
+# ------------------------------------------------------------------------------------------------
+# Images <-> container.
+
+
+def _check_images(images: Any, image_shape: tuple[int, ...]) -> np.ndarray:
+    images = np.asarray(images)
+    if images.dtype.kind != "f":
+        raise TypeError(f"images must be float arrays in [0, 1], got dtype {images.dtype}")
+    if images.shape == image_shape:
+        images = images[np.newaxis]
+    if images.ndim != 4 or images.shape[1:] != image_shape:
+        raise ValueError(
+            f"images must have shape [N, {', '.join(map(str, image_shape))}] or "
+            f"{list(image_shape)}, got {list(images.shape)}"
+        )
+    images = images.astype(np.float32)
+    if not np.isfinite(images).all() or images.min(initial=0) < 0 or images.max(initial=0) > 1:
+        raise ValueError("images must be finite values in [0, 1]")
+    return images
+
+
+def _load(model: Any, kind: str, encoder: Any = None) -> Any:
+    if not isinstance(model, str | os.PathLike):
+        return model
+    from rdc_keras import export
+
+    return export.load_encoder(model) if kind == "encoder" else export.load_head(model, encoder)
+
+
+def compress(
+    images: Any, encoder: Any, seed: int = 0, method: str = "auto", batch_size: int = 1024
+) -> bytes:
+    """Encodes float32 images [N, H, W, C] (or one [H, W, C]) in [0, 1] into `.rdc` bytes.
+
+    Args:
+      images: the images, shaped like the encoder export's image shape.
+      encoder: an exported encoder (`rdc_keras.export.load_encoder`) or its directory.
+      seed: base dither seed; image i uses seed + i.
+      method: "auto" (smaller payload), "range" or "fixed".
+      batch_size: images per encoder call.
+    """
+    encoder = _load(encoder, "encoder")
+    images = _check_images(images, encoder.image_shape)
+    seed = _check_int(seed, "seed")
+    if not 1 <= len(images) <= MAX_COUNT:
+        raise ValueError(f"need 1 to {MAX_COUNT} images, got {len(images)}")
+    if not -(2**63) <= seed <= _INT64_MAX - (len(images) - 1):
+        raise ValueError(f"seed {seed} + image index must fit in int64")
+    seeds = seed + np.arange(len(images), dtype=np.int64)
+    indices = encoder.encode(images, seeds, batch_size=batch_size)
+    return encode_indices(indices, encoder, seed, method)
+
+
+def decompress(data: bytes, encoder: Any, head: Any, batch_size: int = 1024) -> np.ndarray:
+    """Decodes `.rdc` bytes into float32 images [N, H, W, C] with an exported head.
+
+    Args:
+      data: the file's bytes.
+      encoder: the encoder export the file was written with (only its metadata is read: the
+        fingerprint and the prior tables), or its directory.
+      head: an exported head trained on that encoder, or its directory.
+      batch_size: images per head call.
+
+    Raises:
+      BitstreamError: damaged or foreign file.
+      ValueError: the head belongs to another encoder.
+    """
+    encoder = _load(encoder, "encoder")
+    head = _load(head, "head", encoder)
+    if head.fingerprint != encoder.fingerprint:
+        raise ValueError(
+            f"head {head.path} was trained on encoder {head.fingerprint[:12]}, not on "
+            f"{encoder.fingerprint[:12]} (encoder fingerprint mismatch)"
+        )
+    header, indices = decode_indices(data, encoder)
+    return head.decode(indices, header.seeds, batch_size=batch_size)

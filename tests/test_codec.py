@@ -1,0 +1,480 @@
+"""Tests for rdc_keras.codec and rdc-codec: container layout, packing, range coding, robustness.
+
+Golden values are independent: hand-packed base-L bit strings, struct/zlib reads of the header
+layout, numpy cross-entropies for the range coder, and the exported SavedModels called directly
+for the in-memory reference. A trained digits export and an untrained "foreign" export (another
+encoder) are built once per session.
+"""
+
+import json
+import math
+import os
+import pathlib
+import re
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from rdc_keras import codec, data, export, networks, runs
+from rdc_keras.cli import codec as codec_cli
+from rdc_keras.trainers import classifier as classifier_lib
+from rdc_keras.trainers import runner
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("RDC_TRACEBACK", None)
+    return env
+
+
+def _recrc(blob: bytes) -> bytes:
+    """Recomputes the trailing CRC32 so that only the decoder's own checks can object."""
+    body = blob[:-4]
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """Trained digits export (encoder, head) and its export directory."""
+    root = tmp_path_factory.mktemp("codec")
+    classifier = root / "classifier"  # an untrained judge: the codec does not depend on it
+    classifier_lib.save_classifier(classifier, networks.classifier("digits"), "digits")
+    runner.train_run(
+        runner.TrainConfig(
+            workdir=str(root / "run"),
+            dataset="digits",
+            epochs=1,
+            steps_per_epoch=3,
+            classifier_dir=str(classifier),
+            verbose=0,
+        )
+    )
+    export.export_run(root / "run", root / "saved_models", "digits")
+    export_dir = root / "saved_models" / "digits"
+    encoder = export.load_encoder(export_dir)
+    head = export.load_head(next((export_dir / "heads").iterdir()), encoder)
+    return encoder, head, export_dir
+
+
+@pytest.fixture(scope="session")
+def foreign(tmp_path_factory):
+    """An export of another (untrained) digits encoder with one head."""
+    root = tmp_path_factory.mktemp("foreign")
+    encoder = networks.encoder("digits", 3)
+    fingerprint = runs.encoder_fingerprint(encoder, 3, 1.0)
+    runs.save_network(
+        root / "run" / "encoder",
+        encoder,
+        {
+            "kind": "encoder",
+            "preset": "digits",
+            "latent_dim": 3,
+            "num_levels": 3,
+            "temperature": 1.0,
+            "image_shape": [8, 8, 1],
+            "fingerprint": fingerprint,
+            "rate_bits": 3 * math.log2(3),
+        },
+    )
+    head_dir = root / "run" / "heads" / "h"
+    runs.save_network(
+        head_dir / "decoder",
+        networks.decoder("digits", 3),
+        {"kind": "decoder", "preset": "digits", "latent_dim": 3},
+    )
+    runs.write_json(
+        head_dir / "head.json",
+        {"name": "h", "encoder_fingerprint": fingerprint, "lambda_d": 1.0, "lambda_c": 0.0},
+    )
+    export.export_run(root / "run", root / "saved_models", "foreign", prior_dataset="digits")
+    encoder = export.load_encoder(root / "saved_models" / "foreign")
+    return encoder, export.load_head(root / "saved_models" / "foreign" / "heads" / "h", encoder)
+
+
+@pytest.fixture(scope="session")
+def images() -> np.ndarray:
+    return data.load_arrays("digits", "test")[0]
+
+
+@pytest.fixture(scope="session")
+def files(models, images):
+    """Valid containers: 1, 7 and 360 images, each range-coded and fixed-length."""
+    encoder = models[0]
+    return {
+        (n, method): codec.compress(images[:n], encoder, seed=11, method=method)
+        for n in (1, 7, 360)
+        for method in ("range", "fixed")
+    }
+
+
+def _reference(models, images, seed):
+    encoder, head, _ = models
+    seeds = seed + np.arange(len(images), dtype=np.int64)
+    return head.decode(encoder.encode(images, seeds), seeds)
+
+
+# ------------------------------------------------------------------------------------------------
+# Fixed-length packing.
+
+
+@pytest.mark.parametrize(
+    ("symbols", "num_levels", "expected"),
+    [
+        ([2, 1, 0], 3, bytes([0b10101000])),  # 2*9 + 1*3 + 0 = 21 in ceil(3 log2 3) = 5 bits
+        ([3, 0, 1], 4, bytes([0b11000100])),  # 110001 in 6 bits
+        ([1], 2, bytes([0b10000000])),
+        ([2, 2, 2, 2, 2, 2], 3, bytes([0b10110110, 0b00000000])),  # 728 in 10 bits
+        ([255, 0], 256, bytes([255, 0])),
+    ],
+)
+def test_pack_fixed_hand_worked(symbols, num_levels, expected):
+    assert codec.pack_fixed(np.array(symbols), num_levels) == expected
+    np.testing.assert_array_equal(
+        codec.unpack_fixed(expected, len(symbols), num_levels), np.array(symbols)
+    )
+
+
+@pytest.mark.parametrize("num_levels", [2, 3, 4, 5, 7, 16, 255, 256])
+def test_pack_fixed_round_trip_and_length(num_levels):
+    rng = np.random.default_rng(num_levels)
+    for n in (1, 2, 39, 40, 41, 4095, 4096, 4097, 9001):
+        symbols = rng.integers(0, num_levels, n)
+        packed = codec.pack_fixed(symbols, num_levels)
+        full, rest = divmod(n, 4096)
+        bits = full * math.ceil(4096 * math.log2(num_levels) - 1e-9)
+        bits += math.ceil(rest * math.log2(num_levels) - 1e-9) if rest else 0
+        assert codec.fixed_length_bits(n, num_levels) == bits
+        assert len(packed) == math.ceil(bits / 8)
+        np.testing.assert_array_equal(codec.unpack_fixed(packed, n, num_levels), symbols)
+
+
+def test_unpack_fixed_accepts_only_canonical_payloads():
+    with pytest.raises(codec.BitstreamError, match="out of range"):
+        codec.unpack_fixed(bytes([0b11000000]), 1, 3)  # 2 bits hold 3 >= L
+    with pytest.raises(codec.BitstreamError, match="padding"):
+        codec.unpack_fixed(bytes([0b10000001]), 1, 3)
+    with pytest.raises(codec.BitstreamError, match="expected 1"):
+        codec.unpack_fixed(bytes(2), 1, 3)
+
+
+# ------------------------------------------------------------------------------------------------
+# Range coding against stored tables.
+
+
+def _metadata(cdf, fingerprint="ab" * 16):
+    cdf = [list(map(int, row)) for row in cdf]
+    return {
+        "encoder_fingerprint": fingerprint,
+        "image_shape": [8, 8, 1],
+        "num_levels": len(cdf[0]) - 1,
+        "latent_dim": len(cdf),
+        "prior": {"precision": 16, "cdf": cdf, "digest": export.prior_digest(cdf, 16)},
+    }
+
+
+def test_range_coding_beats_fixed_on_a_skewed_source():
+    cdf = [[0, 3000, 62000, 65536], [0, 60000, 63000, 65536]]
+    p = np.diff(np.asarray(cdf), axis=1) / 65536
+    rng = np.random.default_rng(0)
+    n = 2000
+    indices = np.stack([rng.choice(3, n, p=p[j]) for j in range(2)], axis=1).astype(np.int32)
+    meta = _metadata(cdf)
+    ranged = codec.encode_indices(indices, meta, seed=0, method="range")
+    fixed = codec.encode_indices(indices, meta, seed=0, method="fixed")
+    auto = codec.encode_indices(indices, meta, seed=0)
+    assert auto == ranged and len(ranged) < len(fixed)
+    info = codec.describe(ranged)
+    ideal = -sum(np.log2(p[j][indices[:, j]]).sum() for j in range(2))  # code length in bits
+    assert ideal - 64 <= 8 * info["payload_bytes"] <= ideal * 1.01 + 64
+    assert info["container_overhead_bytes"] == info["file_bytes"] - info["payload_bytes"] == 62
+    assert info["bound_bits_per_image"] == pytest.approx(2 * math.log2(3))
+    assert info["payload_bits_per_image"] < 0.5 * info["bound_bits_per_image"]
+    _, decoded = codec.decode_indices(ranged, meta)
+    np.testing.assert_array_equal(decoded, indices)
+    # A uniform source cannot be compressed: auto falls back to fixed-length packing.
+    uniform = rng.integers(0, 3, (n, 2))
+    flat = _metadata([[0, 21845, 43690, 65536]] * 2)
+    chosen = codec.encode_indices(uniform, flat, seed=0)
+    assert codec.parse(chosen)[0].method == "fixed"
+    assert len(chosen) <= len(codec.encode_indices(uniform, flat, seed=0, method="range"))
+
+
+def test_range_decoder_refuses_non_canonical_payloads():
+    cdf = [[0, 60000, 63000, 65536]]
+    indices = np.zeros((50, 1), np.int32)
+    indices[::7] = 2
+    meta = _metadata(cdf)
+    blob = codec.encode_indices(indices, meta, seed=0, method="range")
+    _, payload = codec.parse(blob)
+    with pytest.raises(codec.BitstreamError, match="range-coded payload is corrupt"):
+        lookup = np.array([[16, *cdf[0]]], np.int32)
+        codec.range_decode(payload + b"\x00", lookup, 50)
+
+
+# ------------------------------------------------------------------------------------------------
+# Container layout and round trips.
+
+
+def test_header_layout(models, files):
+    encoder = models[0]
+    blob = files[(7, "range")]
+    assert blob[:4] == b"\x89RDC" and blob[4] == 1 and blob[5] == 1  # magic, version, range
+    assert blob[6:8] == b"\x00\x00"
+    assert blob[8:24] == bytes.fromhex(encoder.fingerprint)
+    assert blob[24:32] == bytes.fromhex(encoder.metadata["prior"]["digest"])
+    assert struct.unpack(">HHHHHIqI", blob[32:58]) == (8, 8, 1, 3, 3, 7, 11, len(blob) - 62)
+    assert struct.unpack(">I", blob[-4:])[0] == zlib.crc32(blob[:-4])
+    assert files[(7, "fixed")][5] == 0
+
+
+@pytest.mark.parametrize("method", ["range", "fixed", "auto"])
+def test_round_trip_matches_in_memory_path(models, images, method):
+    encoder, head, _ = models
+    blob = codec.compress(images[:50], encoder, seed=-3, method=method)
+    decoded = codec.decompress(blob, encoder, head, batch_size=16)
+    np.testing.assert_array_equal(decoded, _reference(models, images[:50], -3))
+    header, _ = codec.parse(blob)
+    assert header.count == 50 and header.seed == -3
+    np.testing.assert_array_equal(header.seeds, np.arange(-3, 47))
+
+
+def test_auto_picks_the_smaller_payload(files, models, images):
+    blob = codec.compress(images, models[0], seed=11)
+    assert len(blob) == min(len(files[(360, "range")]), len(files[(360, "fixed")]))
+    fixed = codec.describe(files[(360, "fixed")])
+    assert fixed["payload_bytes"] == math.ceil(360 * 3 * math.log2(3) / 8)
+
+
+def test_compress_validates_images_and_seed(models, images):
+    encoder = models[0]
+    single = codec.compress(images[0], encoder)  # one [H, W, C] image
+    assert codec.parse(single)[0].count == 1
+    with pytest.raises(ValueError, match="shape"):
+        codec.compress(np.zeros((2, 8, 9, 1), np.float32), encoder)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        codec.compress(images[:2] + 1.0, encoder)
+    with pytest.raises(TypeError, match="float"):
+        codec.compress((images[:2] * 255).astype(np.uint8), encoder)
+    with pytest.raises(ValueError, match="need 1 to"):
+        codec.compress(images[:0], encoder)
+    with pytest.raises(ValueError, match="int64"):
+        codec.compress(images[:2], encoder, seed=2**63 - 1)
+    with pytest.raises(ValueError, match="method"):
+        codec.compress(images[:2], encoder, method="zip")
+
+
+# ------------------------------------------------------------------------------------------------
+# Damaged and foreign files.
+
+
+def test_fuzzed_files_always_raise_bitstream_error(models, files):
+    encoder, head, _ = models
+    rng = np.random.default_rng(2024)
+    blobs = list(files.values())
+    kinds = {"flip": 0, "truncate": 0, "extend": 0}
+    for trial in range(1200):
+        blob = bytearray(blobs[trial % len(blobs)])
+        kind = ("flip", "truncate", "extend")[trial % 3]
+        if kind == "flip":
+            for pos in rng.choice(len(blob), size=rng.integers(1, 5), replace=False):
+                blob[pos] ^= int(rng.integers(1, 256))
+        elif kind == "truncate":
+            blob = blob[: rng.integers(0, len(blob))]
+        else:
+            blob += rng.integers(0, 256, rng.integers(1, 64), dtype=np.uint8).tobytes()
+        with pytest.raises(codec.BitstreamError) as caught:
+            codec.decompress(bytes(blob), encoder, head)
+        message = str(caught.value)
+        assert message and "\n" not in message and len(message) < 300
+        kinds[kind] += 1
+    assert min(kinds.values()) >= 400
+
+
+def _field(blob: bytes, offset: int, fmt: str, value) -> bytes:
+    out = bytearray(blob)
+    struct.pack_into(fmt, out, offset, value)
+    return _recrc(bytes(out))
+
+
+def _corruptions(files):
+    """(description, corrupted file, expected message) with the CRC recomputed each time."""
+    one, many = files[(7, "range")], files[(7, "fixed")]
+    big = files[(360, "range")]
+    body = bytes(many[:-4])
+    last = len(many) - 5
+    return [
+        ("magic", _field(one, 0, ">4s", b"RDC\x00"), "not an .rdc file"),
+        ("version", _field(one, 4, ">B", 2), "unsupported .rdc format version 2"),
+        ("method byte", _field(one, 5, ">B", 7), "unknown coding method 7"),
+        ("reserved", _field(one, 6, ">H", 1), "reserved header field"),
+        ("payload length +1", _field(one, 54, ">I", len(one) - 61), "truncated or extended"),
+        ("payload length -1", _field(one, 54, ">I", len(one) - 63), "truncated or extended"),
+        ("extra byte", _recrc(body + b"\x00" + many[-4:]), "truncated or extended"),
+        ("height 0", _field(one, 32, ">H", 0), "image shape out of range"),
+        ("width 5000", _field(one, 34, ">H", 5000), "image shape out of range"),
+        ("L = 1", _field(one, 38, ">H", 1), "L (number of levels) out of range"),
+        ("L = 300", _field(one, 38, ">H", 300), "L (number of levels) out of range"),
+        ("d = 0", _field(one, 40, ">H", 0), "d (latent dimension) out of range"),
+        ("count 0", _field(one, 42, ">I", 0), "image count out of range"),
+        ("count 10^7 + 1", _field(one, 42, ">I", 10**7 + 1), "image count out of range"),
+        ("count * d", _field(_field(one, 40, ">H", 4096), 42, ">I", 20000), "count * d"),
+        ("seed overflow", _field(one, 46, ">q", 2**63 - 1), "seed out of range"),
+        ("fingerprint", _field(one, 8, ">16s", b"\x00" * 16), "fingerprint mismatch"),
+        ("L = 4 vs export", _field(one, 38, ">H", 4), "the encoder export has"),
+        ("channels vs export", _field(one, 36, ">H", 3), "the encoder export has"),
+        ("prior digest", _field(one, 24, ">8s", b"\x00" * 8), "prior"),
+        ("fixed length", _field(many, 42, ">I", 9), "fixed-length payload has"),
+        ("fixed padding", _field(many, last, ">B", many[last] | 1), "padding"),
+        ("range count", _field(big, 42, ">I", 5_000_000), "cannot hold"),
+        # The decoder reads past the end as zeros: a zero byte appended to a payload decodes to
+        # the same indices, whose canonical encoding is the original (shorter) payload.
+        ("range zero byte added", _append_payload_byte(one), "range-coded payload is corrupt"),
+    ]
+
+
+def _append_payload_byte(blob: bytes) -> bytes:
+    """Appends a zero byte to the payload, fixing the payload length and the CRC."""
+    body = bytearray(blob[:-4]) + b"\x00"
+    struct.pack_into(">I", body, 54, len(body) - 58)
+    return _recrc(bytes(body) + bytes(4))
+
+
+def test_decoder_checks_hold_with_recomputed_crc(models, files):
+    encoder, head, _ = models
+    cases = _corruptions(files)
+    for description, blob, message in cases:
+        assert zlib.crc32(blob[:-4]) == struct.unpack(">I", blob[-4:])[0], description
+        with pytest.raises(codec.BitstreamError, match=re.escape(message)):
+            codec.decompress(blob, encoder, head)
+
+
+def test_crc_catches_payload_damage(files, models):
+    blob = bytearray(files[(360, "fixed")])
+    blob[100] ^= 0x10
+    with pytest.raises(codec.BitstreamError, match="CRC32 mismatch"):
+        codec.decompress(bytes(blob), models[0], models[1])
+    with pytest.raises(TypeError, match="bytes"):
+        codec.parse("not bytes")
+
+
+def test_foreign_encoder_export_is_refused(models, foreign, files, images):
+    encoder, head, _ = models
+    other_encoder, other_head = foreign
+    assert other_encoder.fingerprint != encoder.fingerprint
+    for blob in files.values():
+        with pytest.raises(codec.BitstreamError, match="fingerprint mismatch"):
+            codec.decompress(blob, other_encoder, other_head)
+    with pytest.raises(ValueError, match="fingerprint mismatch"):
+        codec.decompress(files[(7, "range")], encoder, other_head)
+    theirs = codec.compress(images[:3], other_encoder)
+    with pytest.raises(codec.BitstreamError, match="fingerprint mismatch"):
+        codec.decompress(theirs, encoder, head)
+
+
+def test_range_files_need_the_same_prior(models, files, tmp_path):
+    encoder, head, _ = models
+    run_dir = pathlib.Path(encoder.metadata["source"]).parent
+    export.export_run(run_dir, tmp_path, "retabled", prior_split="test")
+    other = export.load_encoder(tmp_path / "retabled")
+    assert other.fingerprint == encoder.fingerprint
+    assert other.metadata["prior"]["digest"] != encoder.metadata["prior"]["digest"]
+    with pytest.raises(codec.BitstreamError, match="re-exported with another prior"):
+        codec.decompress(files[(7, "range")], other, head)
+    # Fixed-length files do not depend on the prior tables.
+    np.testing.assert_array_equal(
+        codec.decompress(files[(7, "fixed")], other, head),
+        codec.decompress(files[(7, "fixed")], encoder, head),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# rdc-codec: image files, and compress / decompress in separate processes.
+
+
+def test_read_and_write_images(tmp_path, images):
+    from PIL import Image
+
+    pixels = np.rint(images[:2] * 255).astype(np.uint8)
+    Image.fromarray(pixels[0, ..., 0]).save(tmp_path / "a.png")
+    Image.fromarray(pixels[1, ..., 0]).convert("RGB").save(tmp_path / "rgb.png")
+    np.save(tmp_path / "b.npy", images[2:5])
+    np.save(tmp_path / "one.npy", images[5])
+    got, sources = codec_cli.read_images(
+        [str(tmp_path / "a.png"), str(tmp_path / "*.npy")], (8, 8, 1)
+    )
+    np.testing.assert_array_equal(got[0], pixels[0].astype(np.float32) / 255)
+    np.testing.assert_array_equal(got[1:], images[2:6])
+    assert [s["count"] for s in sources] == [1, 3, 1]
+    with pytest.raises(ValueError, match="RGB image, but the encoder expects L"):
+        codec_cli.read_images([str(tmp_path / "rgb.png")], (8, 8, 1))
+    with pytest.raises(ValueError, match="expected 16x16"):
+        codec_cli.read_images([str(tmp_path / "a.png")], (16, 16, 1))
+    with pytest.raises(ValueError, match=r"no \.png or \.npy files"):
+        codec_cli.read_images([str(tmp_path / "*.jpg")], (8, 8, 1))
+    written = codec_cli.write_images(images[:3], tmp_path / "out")
+    assert [pathlib.Path(p).name for p in written] == [f"image_0000{i}.png" for i in range(3)]
+    back, _ = codec_cli.read_images([str(tmp_path / "out")], (8, 8, 1))
+    np.testing.assert_array_equal(back, np.rint(images[:3] * 255) / np.float32(255))
+    codec_cli.write_images(images[:3], tmp_path / "out.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), images[:3])
+    assert not list(tmp_path.glob(".*"))  # no temporary files left
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "rdc_keras.cli.codec", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+
+
+def test_cli_compress_and_decompress_in_separate_processes(models, images, tmp_path):
+    encoder, head, export_dir = models
+    np.save(tmp_path / "x.npy", images[:40])
+    compressed = _cli(
+        "compress",
+        f"--encoder={export_dir}",
+        f"--input={tmp_path / 'x.npy'}",
+        "--seed=5",
+        f"--output={tmp_path / 'x.rdc'}",
+        f"--json={tmp_path / 'c.json'}",
+    )
+    assert compressed.returncode == 0, compressed.stderr[-2000:]
+    summary = json.loads(compressed.stdout.strip().splitlines()[-1])
+    assert summary == json.loads((tmp_path / "c.json").read_text())
+    blob = (tmp_path / "x.rdc").read_bytes()
+    assert summary["file_bytes"] == len(blob) and summary["count"] == 40
+    assert summary["bound_bits_per_image"] == pytest.approx(3 * math.log2(3))
+    assert blob == codec.compress(images[:40], encoder, seed=5)  # same bytes as in memory
+    decompressed = _cli(
+        "decompress",
+        f"--encoder={export_dir}",
+        f"--head={head.metadata['head']}",
+        f"--input={tmp_path / 'x.rdc'}",
+        f"--output={tmp_path / 'y.npy'}",
+    )
+    assert decompressed.returncode == 0, decompressed.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), _reference(models, images[:40], 5))
+
+
+def test_cli_refuses_a_damaged_file_with_one_line(models, files, tmp_path):
+    _, head, export_dir = models
+    (tmp_path / "bad.rdc").write_bytes(files[(7, "range")][:-1])
+    failed = _cli(
+        "decompress",
+        f"--encoder={export_dir}",
+        f"--head={head.path}",
+        f"--input={tmp_path / 'bad.rdc'}",
+        f"--output={tmp_path / 'z.npy'}",
+    )
+    assert failed.returncode == 2
+    assert "error: the header declares" in failed.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "z.npy").exists()
