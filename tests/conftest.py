@@ -9,6 +9,37 @@ import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+# Source of a subprocess that runs many bad-flag cases of one binary in one process (TensorFlow is
+# imported once), resetting the flags between cases. argv: module, program, JSON {case: [args]},
+# output path; writes JSON {case: [exit code, stderr]}.
+FLAG_CASES_DRIVER = """
+import contextlib, io, json, sys
+import tensorflow  # noqa: F401  (imported before absl, as the binaries do)
+from absl import app, flags
+from rdc_keras.cli import common
+module = __import__(sys.argv[1], fromlist=["main"])
+program, cases, out_path = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+sys.argv = [program]
+module._define_flags()
+results = {}
+for name, args in cases.items():
+    flags.FLAGS.unparse_flags()
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            app.run(
+                common.main_wrapper(module.main),
+                argv=[program, *args],
+                flags_parser=common.parse_flags,
+            )
+            code = 0
+        except SystemExit as exit:
+            code = exit.code or 0
+    results[name] = [code, stderr.getvalue()]
+with open(out_path, "w") as stream:
+    json.dump(results, stream)
+"""
+
 
 def _mnist_dir() -> pathlib.Path:
     env = os.environ.get("RDC_MNIST_DIR")

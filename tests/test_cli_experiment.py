@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import FLAG_CASES_DRIVER
 
 from rdc_keras import experiment
 
@@ -64,36 +65,6 @@ def _recorded_study(workdir: pathlib.Path) -> None:
     (workdir / "study.json").write_text(json.dumps({"study": settings}))
 
 
-# Runs bad-flag cases of one binary in a single process: flags reset between cases.
-DRIVER = """
-import contextlib, io, json, sys
-import tensorflow  # noqa: F401  (imported before absl, as the binaries do)
-from absl import app, flags
-from rdc_keras.cli import common
-module = __import__(sys.argv[1], fromlist=["main"])
-program, cases, out_path = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
-sys.argv = [program]
-module._define_flags()
-results = {}
-for name, args in cases.items():
-    flags.FLAGS.unparse_flags()
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        try:
-            app.run(
-                common.main_wrapper(module.main),
-                argv=[program, *args],
-                flags_parser=common.parse_flags,
-            )
-            code = 0
-        except SystemExit as exit:
-            code = exit.code or 0
-    results[name] = [code, stderr.getvalue()]
-with open(out_path, "w") as stream:
-    json.dump(results, stream)
-"""
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_experiment")
@@ -109,7 +80,7 @@ def results(tmp_path_factory):
         "driver": [
             sys.executable,
             "-c",
-            DRIVER,
+            FLAG_CASES_DRIVER,
             "rdc_keras.cli.experiment",
             PROGRAM,
             json.dumps({k: v for k, v in cases.items() if k != "unknown_preset"}),

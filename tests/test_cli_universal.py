@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import FLAG_CASES_DRIVER
 
 from rdc_keras import data, runs
 
@@ -22,35 +23,6 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROGRAM = "rdc-universal"
 LAMBDAS = ("0", "0.04")
 TINY = ["--epochs=1", "--steps_per_epoch=2", "--batch_size=32"]
-
-# Runs bad-flag cases of one binary in a single process: flags reset between cases.
-DRIVER = """
-import contextlib, io, json, sys
-import tensorflow  # noqa: F401  (imported before absl, as the binaries do)
-from absl import app, flags
-from rdc_keras.cli import common
-module = __import__(sys.argv[1], fromlist=["main"])
-program, cases, out_path = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
-sys.argv = [program]
-module._define_flags()
-results = {}
-for name, args in cases.items():
-    flags.FLAGS.unparse_flags()
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        try:
-            app.run(
-                common.main_wrapper(module.main),
-                argv=[program, *args],
-                flags_parser=common.parse_flags,
-            )
-            code = 0
-        except SystemExit as exit:
-            code = exit.code or 0
-    results[name] = [code, stderr.getvalue()]
-with open(out_path, "w") as stream:
-    json.dump(results, stream)
-"""
 
 
 def _bad_cases(base: pathlib.Path, root: pathlib.Path) -> dict[str, tuple[list[str], str]]:
@@ -121,7 +93,7 @@ def results(base, tmp_path_factory):
         "driver": [
             sys.executable,
             "-c",
-            DRIVER,
+            FLAG_CASES_DRIVER,
             "rdc_keras.cli.universal",
             PROGRAM,
             json.dumps(bad),

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-__all__ = ["UserError", "fail", "main_wrapper", "parse_flags"]
+__all__ = ["UserError", "fail", "main_wrapper", "number_list", "parse_flags"]
 
 
 class UserError(ValueError):
@@ -59,3 +59,13 @@ def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]
             fail(str(error))
 
     return wrapped
+
+
+def number_list(values: list[str] | None, kind: Callable[[str], Any], name: str) -> tuple | None:
+    """Parses an absl list flag into a tuple of numbers (None stays None); errors name the flag."""
+    if values is None:
+        return None
+    try:
+        return tuple(kind(value) for value in values)
+    except ValueError as error:
+        raise ValueError(f"--{name}: not a list of numbers: {','.join(values)}") from error

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
-from rdc_keras.cli.common import main_wrapper, parse_flags
+from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
 
 __all__ = ["run"]
 
@@ -38,15 +38,6 @@ def _define_flags() -> None:
     flags.DEFINE_boolean("export", True, "Export the universal encoders and heads (SavedModel).")
     flags.DEFINE_integer("seed", 0, "Seed of every training, the evaluation dither and plots.")
     flags.mark_flag_as_required("workdir")
-
-
-def _floats(values, name):
-    if values is None:
-        return None
-    try:
-        return tuple(float(value) for value in values)
-    except ValueError as error:
-        raise ValueError(f"--{name}: not a list of numbers: {','.join(values)}") from error
 
 
 def _rates(values):
@@ -79,8 +70,8 @@ def main(argv: list[str]) -> None:
         steps_per_epoch=FLAGS.steps_per_epoch,
         classifier_epochs=FLAGS.classifier_epochs,
         rates=rates,
-        e2e_lambda_c=_floats(FLAGS.e2e_lambda_c, "e2e_lambda_c"),
-        universal_lambda_c=_floats(FLAGS.universal_lambda_c, "universal_lambda_c"),
+        e2e_lambda_c=number_list(FLAGS.e2e_lambda_c, float, "e2e_lambda_c"),
+        universal_lambda_c=number_list(FLAGS.universal_lambda_c, float, "universal_lambda_c"),
         base_lambda_c=FLAGS.base_lambda_c,
         w1_steps=FLAGS.w1_steps,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
-from rdc_keras.cli.common import main_wrapper, parse_flags
+from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
 
 __all__ = ["define_training_flags", "run", "training_config"]
 
@@ -77,15 +77,6 @@ def define_training_flags() -> None:
     flags.mark_flag_as_required("workdir")
 
 
-def _numbers(values, kind, name):
-    if values is None:
-        return None
-    try:
-        return tuple(kind(value) for value in values)
-    except ValueError as error:
-        raise ValueError(f"--{name}: not a list of numbers: {','.join(values)}") from error
-
-
 def training_config(**overrides):
     """Builds a `TrainConfig` from the parsed flags (plus keyword overrides)."""
     from rdc_keras.trainers.runner import TrainConfig
@@ -108,8 +99,8 @@ def training_config(**overrides):
         generator_learning_rate=FLAGS.lr_generator,
         critic_learning_rate=FLAGS.lr_critic,
         classifier_learning_rate=FLAGS.lr_classifier,
-        lr_boundaries=_numbers(FLAGS.lr_boundaries, int, "lr_boundaries"),
-        lr_factors=_numbers(FLAGS.lr_factors, float, "lr_factors"),
+        lr_boundaries=number_list(FLAGS.lr_boundaries, int, "lr_boundaries"),
+        lr_factors=number_list(FLAGS.lr_factors, float, "lr_factors"),
         n_critic=FLAGS.n_critic,
         gp_weight=FLAGS.gp_weight,
         schedule=FLAGS.schedule,

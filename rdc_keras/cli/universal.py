@@ -14,7 +14,7 @@ import pathlib
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
-from rdc_keras.cli.common import main_wrapper, parse_flags
+from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
 
 __all__ = ["run"]
 
@@ -44,13 +44,6 @@ def _define_flags() -> None:
     flags.mark_flags_as_required(["base", "workdir"])
 
 
-def _floats(values, name):
-    try:
-        return [float(value) for value in values]
-    except ValueError as error:
-        raise ValueError(f"--{name}: not a list of numbers: {','.join(values)}") from error
-
-
 def main(argv: list[str]) -> None:
     from rdc_keras import runs
     from rdc_keras.trainers.runner import TrainConfig, TrainingDivergedError, train_run
@@ -61,10 +54,10 @@ def main(argv: list[str]) -> None:
             f"--base={base}: not a finished rdc-train run (no encoder/ or config.json)"
         )
     base_config = runs.read_json(base / "config.json")["config"]
-    lambda_c = _floats(FLAGS.lambda_c, "lambda_c")
+    lambda_c = list(number_list(FLAGS.lambda_c, float, "lambda_c"))
     if not lambda_c:
         raise ValueError("--lambda_c needs at least one value (one head per value)")
-    lambda_p = _floats(FLAGS.lambda_p or ["0"], "lambda_p")
+    lambda_p = list(number_list(FLAGS.lambda_p or ["0"], float, "lambda_p"))
     if len(lambda_p) == 1:
         lambda_p = lambda_p * len(lambda_c)
     if len(lambda_p) != len(lambda_c):
