@@ -1,0 +1,111 @@
+"""Benchmark: wall time of a whole MNIST-10k study from scratch (issue 9, item 6).
+
+Runs ``rdc-experiment --preset=mnist10k --data_dir=... --workdir=... --seed=0`` as a child
+process in an empty work directory (a previous directory made by this script is deleted first;
+any other existing directory is refused), and records the wall time in minutes against the
+20-minute target (``ratio`` = minutes / 20, at most 1 meets it). The study trains the reference
+classifier, the E2E grid, the multi-head base, the universal heads, evaluates, plots and exports
+(rdc_keras/experiment.py).
+
+``--quick`` runs a reduced study instead (1 epoch of 2 steps per model, 1 classifier epoch,
+lambda_c grids {0, 0.015}) to check the script; its record is named
+``study_wall_time[mnist10k-reduced]`` so it can never pass for the real one.
+
+Usage: python -m bench.bench_study [--quick] [--data_dir ../shared/data/mnist]
+Writes bench/results/study.json (records: name, value, unit, baseline, ratio, command, machine,
+date); with --quick into bench/runs/quick/results/ instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any
+
+try:
+    from bench import common
+except ImportError:  # run as a script: python bench/bench_study.py
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    from bench import common
+
+__all__ = ["QUICK_FLAGS", "TARGET_MINUTES", "experiment_command", "main"]
+
+TARGET_MINUTES = 20.0
+QUICK_FLAGS = (
+    "--epochs=1",
+    "--steps_per_epoch=2",
+    "--classifier_epochs=1",
+    "--e2e_lambda_c=0,0.015",
+    "--universal_lambda_c=0,0.015",
+)
+_MARKER = ".bench_study"
+
+
+def experiment_command() -> list[str]:
+    """`rdc-experiment` next to this interpreter (the installed console script), else the module."""
+    script = pathlib.Path(sys.executable).parent / "rdc-experiment"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "rdc_keras.cli.experiment"]
+
+
+def _fresh(workdir: pathlib.Path) -> None:
+    """Empties a work directory this script made before; refuses to touch any other one."""
+    if workdir.exists():
+        if not (workdir / _MARKER).exists():
+            raise SystemExit(
+                f"--workdir={workdir} exists and was not made by bench_study; pass another one"
+            )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / _MARKER).write_text("made by bench/bench_study.py; deleted on the next run\n")
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Runs the study from scratch, prints its wall time and writes the JSON record."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced study: checks the script")
+    parser.add_argument("--data_dir", default=str(common.REPO_ROOT.parent / "shared/data/mnist"))
+    parser.add_argument("--workdir", default=None, help="default bench/runs/study[-quick]")
+    parser.add_argument("--output", default=None, help="default bench/results/study.json")
+    args = parser.parse_args(argv)
+    if not (pathlib.Path(args.data_dir) / "t10k-images-idx3-ubyte.gz").exists():
+        parser.error(f"--data_dir={args.data_dir}: no MNIST t10k IDX files there")
+    default = "bench/runs/study-quick" if args.quick else "bench/runs/study"
+    workdir = pathlib.Path(args.workdir or common.REPO_ROOT / default)
+    _fresh(workdir)
+    command = [
+        *experiment_command(),
+        "--preset=mnist10k",
+        f"--data_dir={args.data_dir}",
+        f"--workdir={workdir}",
+        "--seed=0",
+        *(QUICK_FLAGS if args.quick else ()),
+    ]
+    print(" ".join(command), flush=True)
+    start = time.perf_counter()
+    completed = subprocess.run(command, check=False)
+    minutes = (time.perf_counter() - start) / 60.0
+    if completed.returncode:
+        raise SystemExit(f"rdc-experiment failed with exit code {completed.returncode}")
+    name = "study_wall_time[mnist10k-reduced]" if args.quick else "study_wall_time[mnist10k]"
+    record = common.make_record(
+        name,
+        minutes,
+        "minutes (baseline: the 20-minute target)",
+        common.command_line("bench.bench_study", argv),
+        TARGET_MINUTES,
+    )
+    output = common.write_results(
+        args.output or common.default_output("study.json", args.quick), [record]
+    )
+    print(f"{name}: {minutes:.2f} minutes (target <= {TARGET_MINUTES:g}); wrote {output}")
+    return [record]
+
+
+if __name__ == "__main__":
+    main()
