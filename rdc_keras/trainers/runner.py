@@ -345,6 +345,11 @@ class _StopOnNonFinite(tf.keras.callbacks.Callback):
     writes the diverged state over the last good epoch.
     """
 
+    def __init__(self, check_every: int = 25) -> None:
+        super().__init__()
+        self.check_every = check_every
+        self._supports_tf_logs = True  # no per-batch conversion of the logs to numpy
+
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
 
@@ -357,7 +362,10 @@ class _StopOnNonFinite(tf.keras.callbacks.Callback):
                 )
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self._check(logs, f", batch {batch + 1}")
+        # Reading a metric waits for the step to finish, so batches are checked only every
+        # `check_every` steps (and every epoch end); logs stay tensors in between.
+        if (batch + 1) % self.check_every == 0:
+            self._check(logs, f", batch {batch + 1}")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._check(logs, "")
