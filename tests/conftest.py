@@ -60,3 +60,16 @@ def mnist_dir() -> pathlib.Path:
             pytest.fail(f"real MNIST files missing in CI: {path}")
         pytest.skip(f"real MNIST files not found at {path} (set RDC_MNIST_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(tmp_path_factory) -> str:
+    """A small digits reference classifier saved once per session (3 epochs, seed 0)."""
+    from rdc_keras import data
+    from rdc_keras.trainers import classifier as classifier_lib
+
+    directory = tmp_path_factory.mktemp("classifier") / "clf"
+    train = data.prepare(data.load_dataset("digits", "train"), 64, seed=0)
+    model = classifier_lib.train_classifier("digits", train, epochs=3, seed=0, verbose=0)
+    classifier_lib.save_classifier(directory, model, "digits")
+    return str(directory)

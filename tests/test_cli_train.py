@@ -16,22 +16,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rdc_keras import data
-from rdc_keras.trainers import classifier as classifier_lib
-
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
 COMMAND = [sys.executable, "-m", "rdc_keras.cli.train"]
 TIMEOUT = 300
-
-
-@pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("classifier") / "clf"
-    train = data.prepare(data.load_dataset("digits", "train"), 64, seed=0)
-    model = classifier_lib.train_classifier("digits", train, epochs=3, seed=0, verbose=0)
-    classifier_lib.save_classifier(directory, model, "digits")
-    return str(directory)
 
 
 def _run(args, timeout=TIMEOUT):

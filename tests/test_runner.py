@@ -19,15 +19,6 @@ SMALL = dict(epochs=2, steps_per_epoch=3, batch_size=16, verbose=0)
 
 
 @pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("classifier") / "clf"
-    train = data.prepare(data.load_dataset("digits", "train"), 64, seed=0)
-    model = classifier_lib.train_classifier("digits", train, epochs=3, seed=0, verbose=0)
-    classifier_lib.save_classifier(directory, model, "digits")
-    return str(directory)
-
-
-@pytest.fixture(scope="module")
 def base_run(tmp_path_factory, classifier_dir):
     """A finished phase-1 run with a critic and a non-default quantizer temperature."""
     config = runner.TrainConfig(
