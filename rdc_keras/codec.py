@@ -48,6 +48,7 @@ __all__ = [
     "OVERHEAD_BYTES",
     "BitstreamError",
     "Header",
+    "check_images",
     "compress",
     "decode_indices",
     "decompress",
@@ -501,7 +502,8 @@ def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
 # Images <-> container.
 
 
-def _check_images(images: Any, image_shape: tuple[int, ...]) -> np.ndarray:
+def check_images(images: Any, image_shape: tuple[int, ...]) -> np.ndarray:
+    """float32 [N, H, W, C] in [0, 1] from one image or a batch; raises on dtype, shape or range."""
     images = np.asarray(images)
     if images.dtype.kind != "f":
         raise TypeError(f"images must be float arrays in [0, 1], got dtype {images.dtype}")
@@ -539,7 +541,7 @@ def compress(
       batch_size: images per encoder call.
     """
     encoder = _load(encoder, "encoder")
-    images = _check_images(images, encoder.image_shape)
+    images = check_images(images, encoder.image_shape)
     seed = _check_int(seed, "seed")
     if not 1 <= len(images) <= MAX_COUNT:
         raise ValueError(f"need 1 to {MAX_COUNT} images, got {len(images)}")

@@ -105,22 +105,17 @@ def _read_png(path: pathlib.Path, image_shape: tuple[int, int, int]) -> np.ndarr
 
 
 def _read_npy(path: pathlib.Path, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """Loads a .npy file and validates it with the codec's own image check, naming the file."""
+    from rdc_keras.codec import check_images
+
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: not a readable .npy file ({error})") from error
-    if array.dtype.kind != "f":
-        raise ValueError(f"{path}: dtype {array.dtype}, expected float32 values in [0, 1]")
-    if array.shape == image_shape:
-        array = array[np.newaxis]
-    if array.ndim != 4 or array.shape[1:] != image_shape:
-        raise ValueError(
-            f"{path}: shape {list(array.shape)}, expected [N, {', '.join(map(str, image_shape))}]"
-        )
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all() or array.min(initial=0) < 0 or array.max(initial=0) > 1:
-        raise ValueError(f"{path}: values must be finite and in [0, 1]")
-    return array
+    try:
+        return check_images(array, image_shape)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from error
 
 
 def read_images(
