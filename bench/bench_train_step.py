@@ -76,6 +76,9 @@ CASES: dict[str, tuple[str, str]] = {
     "tf_joint_bf16": ("tf", "ours, joint, mixed_bfloat16"),
     "tf_joint_xla": ("tf", "ours, joint, float32, jit_compile=True"),
     "tf_joint_tfdata": ("tf", "ours, joint, float32, tf.data prefetch + Keras train function"),
+    "tf_rdc": ("tf", "ours, RDC-only phase-1 step (lambda_p = 0), float32: the study's E2E step"),
+    "tf_rdc_phase2": ("tf", "ours, RDC-only step on a frozen encoder (a universal head), float32"),
+    "tf_encoder_forward": ("tf", "the frozen encoder's inference forward pass alone, float32"),
     "matmul_f32": ("tf", "square tf.linalg.matmul, float32"),
     "matmul_bf16": ("tf", "square tf.linalg.matmul, bfloat16"),
 }
@@ -167,9 +170,44 @@ def _tf_worker(threads: int | None) -> None:
         finally:
             tf.keras.mixed_precision.set_global_policy(previous)
 
+    def build_rdc(frozen: bool):
+        """The study's step: lambda_p = 0, lambda_c = 0.015, frozen pretrained classifier."""
+        settings = runner.TrainConfig(
+            workdir="unused",
+            dataset="mnist",
+            latent_dim=LATENT_DIM,
+            num_levels=NUM_LEVELS,
+            lambda_c=LAMBDA_C,
+            classifier_mode="pretrained",
+            seed=SEED,
+        ).resolved()
+        tf.keras.utils.set_random_seed(SEED)
+        encoder = networks.encoder("mnist", LATENT_DIM) if frozen else None
+        return runner.build_trainer(settings, networks.classifier("mnist"), encoder=encoder)
+
     def setup(case: str, warmup: int, matmul_size: int, profile_dir: str | None, **_: Any) -> dict:
         start = time.perf_counter()
-        if case.startswith("matmul"):
+        if case in ("tf_rdc", "tf_rdc_phase2"):
+            trainer = build_rdc(frozen=case == "tf_rdc_phase2")
+            fn = tf.function(trainer.train_step)
+            cursor = iter(range(1 << 62))
+            state = {
+                "once": lambda: fn(pool[next(cursor) % POOL_BATCHES]),
+                "finish": lambda logs: float(logs["loss"]),
+                "units": float(BATCH),
+                "fn": fn,
+            }
+        elif case == "tf_encoder_forward":
+            encoder = networks.encoder("mnist", LATENT_DIM)
+            fn = tf.function(lambda images: encoder(images, training=False))
+            cursor = iter(range(1 << 62))
+            state = {
+                "once": lambda: fn(pool[next(cursor) % POOL_BATCHES][0]),
+                "finish": lambda latents: float(latents[0, 0]),
+                "units": float(BATCH),
+                "fn": fn,
+            }
+        elif case.startswith("matmul"):
             dtype = tf.float32 if case == "matmul_f32" else tf.bfloat16
             a = tf.cast(tf.random.stateless_uniform([matmul_size] * 2, (1, 2)), dtype)
             b = tf.cast(tf.random.stateless_uniform([matmul_size] * 2, (3, 4)), dtype)
@@ -259,6 +297,8 @@ def _tf_worker(threads: int | None) -> None:
             "step_flops_per_image": {
                 "joint": common.train_step_flops(*args, "joint"),
                 "alternate": common.train_step_flops(*args, "alternate"),
+                "rdc": common.rdc_step_flops(args[0], args[1], args[3], frozen_encoder=False),
+                "rdc_phase2": common.rdc_step_flops(args[0], args[1], args[3], frozen_encoder=True),
             },
             "numpy": np.__version__,
         }
@@ -530,6 +570,22 @@ def _records(rates, runs, infos, command) -> list[dict[str, Any]]:
         ):
             if rates.get(case):
                 add(name, rates[case], "images/s", base)
+    if peak:
+        for case, key in (("tf_rdc", "rdc"), ("tf_rdc_phase2", "rdc_phase2")):
+            if rates.get(case) and key in flops:
+                add(
+                    f"train_step_flop_utilization[{key}]",
+                    flops[key] * rates[case] / 1e9,
+                    "GFLOP/s",
+                    peak / 1e9,
+                )
+    if rates.get("tf_rdc_phase2") and rates.get("tf_encoder_forward"):
+        # Per batch: encoder forward seconds / phase-2 step seconds = what caching saves at most.
+        add(
+            "phase2_latent_cache_max_saving",
+            rates["tf_rdc_phase2"] / rates["tf_encoder_forward"],
+            "fraction of a universal-head step spent in the frozen encoder's forward pass",
+        )
     if rates.get("matmul_bf16") and peak:
         add("matmul_peak_bf16_vs_f32", rates["matmul_bf16"] / 1e9, "GFLOP/s", peak / 1e9)
     return records

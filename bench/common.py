@@ -380,6 +380,22 @@ def train_step_flops(
     raise ValueError(f"schedule must be 'joint' or 'alternate', got {schedule!r}")
 
 
+def rdc_step_flops(
+    encoder: ModelFlops, decoder: ModelFlops, classifier: ModelFlops, frozen_encoder: bool
+) -> float:
+    """Required FLOPs per image of one RDC-only step (lambda_p = 0, frozen pretrained classifier).
+
+    The step every `rdc-experiment` model trains with. Phase 1: encoder forward + backward
+    3F - first, decoder 3F, classifier forward on x_hat and back to x_hat 2F. Phase 2 (frozen
+    encoder, universal heads): encoder forward only F, and the decoder's first layer needs no
+    input gradient (3F - first). Same counting rules as `train_step_flops`.
+    """
+    E, D, K = encoder, decoder, classifier
+    if frozen_encoder:
+        return E.forward + (3 * D.forward - D.first) + 2 * K.forward
+    return (3 * E.forward - E.first) + 3 * D.forward + 2 * K.forward
+
+
 def inference_flops(encoder: ModelFlops, decoder: ModelFlops) -> int:
     """Forward FLOPs per image of encoder + head (quantization and dither are elementwise)."""
     return encoder.forward + decoder.forward

@@ -10,12 +10,17 @@ receiver rebuilds the same seeds, decodes the indices and runs an exported head.
     height u16 | width u16 | channels u16 | L u16 | d u16 | count u32 | seed i64
     payload length u32 | payload | CRC32 u32
 
-Payload methods (the smaller one is chosen unless forced):
+Payload methods (the smallest one is chosen unless forced):
 
-* range (1): one range-coded stream of all N * d indices, image-major, dimension j coded with
-  the integer CDF table j of the encoder export's prior (built once at export from the training
-  split, ecosystem notes §1.3), using tensorflow-compression's range coder in this process, never
-  in a serving graph. This is the only module that imports tensorflow_compression (lazily).
+* dithered (2): one range-coded stream of all N * d indices, image-major, index (i, j) coded
+  with P(k | u_ij), the table of dimension j for the bin of its dither u_ij (`offset_bins`) in the
+  encoder export's dither-conditional prior (`rdc_keras.export.dithered_prior`). The receiver
+  regenerates u from the seeds, so conditioning costs nothing and codes at about H(K | U), the
+  rate of universal quantization, instead of H(K).
+* range (1): the same stream coded with the per-dimension table j of the export's marginal prior
+  P(k). Both priors are integer CDF tables built once at export from the training split
+  (ecosystem notes §1.3); coding uses tensorflow-compression's range coder in this process,
+  never in a serving graph. This is the only module that imports tensorflow_compression (lazily).
 * fixed (0): the indices as base-L digits, packed in chunks of 4,096 symbols, each chunk a
   ceil(4096 * log2 L)-bit big-endian integer (the last chunk shorter): ceil(N * d * log2 L) bits
   up to one bit per chunk, then zero bits up to a byte boundary. Needs only numpy.
@@ -55,6 +60,7 @@ __all__ = [
     "describe",
     "encode_indices",
     "fixed_length_bits",
+    "offset_bins",
     "pack_fixed",
     "parse",
     "range_decode",
@@ -64,7 +70,7 @@ __all__ = [
 
 MAGIC = b"\x89RDC"
 FORMAT_VERSION = 1
-METHODS = {"fixed": 0, "range": 1}
+METHODS = {"fixed": 0, "range": 1, "dithered": 2}
 _METHOD_NAMES = {code: name for name, code in METHODS.items()}
 _HEADER = struct.Struct(">4sBBH16s8sHHHHHIqI")
 HEADER_SIZE = _HEADER.size  # 58
@@ -227,52 +233,114 @@ def _tfc():
     return tfc
 
 
-def _check_prior(prior: dict[str, Any], num_levels: int, latent_dim: int) -> np.ndarray:
-    """Validates stored CDF tables; returns the range coder's lookup [d, L + 2] int32."""
+def _prior_tables(meta: dict[str, Any], method: str) -> dict[str, Any]:
+    """The export's prior for a range-coded method: the marginal or the dither-conditional one."""
+    prior = meta.get("prior") or {}
+    if method == "dithered":
+        prior = prior.get("dithered")
+        if not prior:
+            raise ValueError(
+                "the encoder export has no dither-conditional prior (exported by an older "
+                "rdc_keras; export it again)"
+            )
+    return prior
+
+
+def _check_prior(
+    prior: dict[str, Any], num_levels: int, latent_dim: int, method: str = "range"
+) -> np.ndarray:
+    """Validates stored CDF tables; returns the range coder's lookup [tables, L + 2] int32.
+
+    "range": d tables (row j for dimension j); "dithered": d * bins tables (row j * bins + b).
+    """
     try:
         precision = int(prior["precision"])
         cdf = np.asarray(prior["cdf"], np.int64)
+        bins = int(prior["offset_bins"]) if method == "dithered" else None
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"encoder export has no usable prior tables ({error})") from error
-    if not 1 <= precision <= 16 or cdf.shape != (latent_dim, num_levels + 1):
+    expected = (latent_dim, num_levels + 1) if bins is None else (latent_dim, bins, num_levels + 1)
+    if not 1 <= precision <= 16 or cdf.shape != expected or (bins is not None and bins < 1):
         raise ValueError(
-            f"encoder export prior: expected {latent_dim} CDF rows of {num_levels + 1} entries "
-            f"at 1..16 bits, got shape {cdf.shape} at {precision} bits"
+            f"encoder export prior: expected CDF tables of shape {expected} at 1..16 bits, got "
+            f"shape {cdf.shape} at {precision} bits"
         )
+    cdf = cdf.reshape(-1, num_levels + 1)
     if (cdf[:, 0] != 0).any() or (cdf[:, -1] != 2**precision).any() or (np.diff(cdf) < 1).any():
         raise ValueError("encoder export prior: CDF rows must rise strictly from 0 to 2**precision")
-    lookup = np.concatenate([np.full((latent_dim, 1), precision), cdf], axis=1)
+    lookup = np.concatenate([np.full((len(cdf), 1), precision), cdf], axis=1)
     return lookup.astype(np.int32)
 
 
-def _min_bits_per_image(lookup: np.ndarray) -> float:
-    """Fewest bits any image can cost under the tables: sum_j -log2 max_l p_j(l)."""
+def offset_bins(dithers: np.ndarray, num_levels: int, bins: int) -> np.ndarray:
+    """int32 bin b of each dither u in [-1/(L-1), 1/(L-1)): floor((u + step/2) / step * bins).
+
+    Computed in float64 from the exact float32 dither (basic IEEE operations only), so sender
+    and receiver agree on every bin in every process.
+    """
+    step = 2.0 / (num_levels - 1)
+    position = (np.asarray(dithers, np.float32).astype(np.float64) + step / 2) / step * bins
+    return np.clip(np.floor(position), 0, bins - 1).astype(np.int32)
+
+
+def _table_index(seeds: np.ndarray, num_levels: int, latent_dim: int, bins: int) -> np.ndarray:
+    """Row of the dithered lookup for every index [N, d]: j * bins + offset bin of u_ij."""
+    from rdc_keras.layers import dither
+
+    dithers = dither(np.asarray(seeds, np.int64), latent_dim, num_levels).numpy()
+    return np.arange(latent_dim, dtype=np.int32) * bins + offset_bins(dithers, num_levels, bins)
+
+
+def _min_bits_per_image(lookup: np.ndarray, latent_dim: int) -> float:
+    """Fewest bits any image can cost: sum over dimensions j of min over j's tables of
+    -log2 (largest probability in the table)."""
     precision = lookup[:, 0].astype(np.float64)
     top = np.diff(lookup[:, 1:], axis=1).max(axis=1).astype(np.float64)
-    return float(np.sum(precision - np.log2(top)))
+    return float(np.sum(np.min((precision - np.log2(top)).reshape(latent_dim, -1), axis=1)))
 
 
-def range_encode(indices: np.ndarray, lookup: np.ndarray) -> bytes:
-    """Range-codes int32 [N, d] indices; column j uses the CDF in lookup[j] (one stream)."""
+def range_encode(
+    indices: np.ndarray, lookup: np.ndarray, table_index: np.ndarray | None = None
+) -> bytes:
+    """Range-codes int32 [N, d] indices in one stream.
+
+    Index (i, j) uses the CDF in lookup[table_index[i, j]], or lookup[j] when table_index is None.
+    """
     tfc = _tfc()
+    indices = np.ascontiguousarray(indices, np.int32)
     handle = tfc.create_range_encoder([], lookup)
-    handle = tfc.entropy_encode_channel(handle, np.ascontiguousarray(indices, np.int32))
+    if table_index is None:
+        handle = tfc.entropy_encode_channel(handle, indices)
+    else:
+        table_index = np.ascontiguousarray(table_index, np.int32)
+        handle = tfc.entropy_encode_index(handle, table_index, indices)
     return bytes(tfc.entropy_encode_finalize(handle).numpy())
 
 
-def range_decode(payload: bytes, lookup: np.ndarray, count: int) -> np.ndarray:
-    """Decodes `count` rows of range-coded indices; refuses any non-canonical payload."""
+def range_decode(
+    payload: bytes, lookup: np.ndarray, count: int, table_index: np.ndarray | None = None
+) -> np.ndarray:
+    """Decodes `count` rows of range-coded indices; refuses any non-canonical payload.
+
+    `table_index` must be the [count, d] table rows the payload was encoded with (None: d
+    per-dimension tables).
+    """
     import tensorflow as tf
 
     tfc = _tfc()
     handle = tfc.create_range_decoder(payload, lookup)
-    shape = tf.constant([count, lookup.shape[0]], tf.int32)
-    handle, indices = tfc.entropy_decode_channel(handle, shape, tf.int32)
+    if table_index is None:
+        shape = tf.constant([count, lookup.shape[0]], tf.int32)
+        handle, indices = tfc.entropy_decode_channel(handle, shape, tf.int32)
+    else:
+        table_index = np.ascontiguousarray(table_index, np.int32)
+        shape = tf.constant(table_index.shape, tf.int32)
+        handle, indices = tfc.entropy_decode_index(handle, table_index, shape, tf.int32)
     if not bool(tfc.entropy_decode_finalize(handle).numpy()):
         raise BitstreamError("range-coded payload is corrupt (the decoder did not finish cleanly)")
     indices = indices.numpy()
     # The decoder reads any bytes; only the encoder's own output is a valid payload.
-    if range_encode(indices, lookup) != payload:
+    if range_encode(indices, lookup, table_index) != payload:
         raise BitstreamError("range-coded payload is corrupt (it is not a canonical encoding)")
     return indices
 
@@ -359,7 +427,9 @@ def parse(data: bytes) -> tuple[Header, bytes]:
     if zlib.crc32(data[: -_CRC.size]) != stored_crc:
         raise BitstreamError("CRC32 mismatch: the file is damaged")
     if method not in _METHOD_NAMES:
-        raise BitstreamError(f"unknown coding method {method} (expected 0 fixed or 1 range)")
+        raise BitstreamError(
+            f"unknown coding method {method} (expected 0 fixed, 1 range or 2 dithered)"
+        )
     if reserved != 0:
         raise BitstreamError(f"reserved header field is {reserved}, expected 0")
     header = Header(
@@ -425,11 +495,12 @@ def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "
       indices: the exported encoder's output for N images.
       encoder: the encoder export (`rdc_keras.export.ExportedModel`) or its metadata dict.
       seed: base dither seed the indices were made with.
-      method: "auto" (the smaller payload), "range" or "fixed".
+      method: "auto" (the smallest payload), "dithered", "range" or "fixed". "auto" tries
+        "dithered" only when the export has a dither-conditional prior.
     """
     meta = _metadata(encoder)
     if method not in ("auto", *METHODS):
-        raise ValueError(f"method must be 'auto', 'range' or 'fixed', got {method!r}")
+        raise ValueError(f"method must be 'auto', 'dithered', 'range' or 'fixed', got {method!r}")
     num_levels, latent_dim = int(meta["num_levels"]), int(meta["latent_dim"])
     indices = np.asarray(indices)
     if indices.ndim != 2 or indices.shape[1] != latent_dim or indices.dtype.kind not in "iu":
@@ -450,15 +521,28 @@ def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "
         payload_length=0,
     )
     _check_bounds(header, ValueError)
-    payloads = {}
+    payloads, digests = {}, {}
     if method in ("auto", "fixed"):
         payloads["fixed"] = pack_fixed(indices, num_levels)
     if method in ("auto", "range"):
-        lookup = _check_prior(meta["prior"], num_levels, latent_dim)
+        prior = _prior_tables(meta, "range")
+        lookup = _check_prior(prior, num_levels, latent_dim)
         payloads["range"] = range_encode(indices.astype(np.int32), lookup)
+        digests["range"] = prior["digest"]
+    if method == "dithered" or (method == "auto" and meta.get("prior", {}).get("dithered")):
+        prior = _prior_tables(meta, "dithered")
+        lookup = _check_prior(prior, num_levels, latent_dim, "dithered")
+        table_index = _table_index(header.seeds, num_levels, latent_dim, int(prior["offset_bins"]))
+        payloads["dithered"] = range_encode(indices.astype(np.int32), lookup, table_index)
+        digests["dithered"] = prior["digest"]
     chosen = min(payloads, key=lambda name: (len(payloads[name]), METHODS[name]))
     payload = payloads[chosen]
-    header = dataclasses.replace(header, method=chosen, payload_length=len(payload))
+    header = dataclasses.replace(
+        header,
+        method=chosen,
+        prior_digest=digests.get(chosen, header.prior_digest),
+        payload_length=len(payload),
+    )
     return _pack(header, payload)
 
 
@@ -485,17 +569,26 @@ def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
     if header.method == "fixed":
         symbols = unpack_fixed(payload, num_symbols, header.num_levels)
         return header, symbols.reshape(header.count, header.latent_dim)
-    if header.prior_digest != meta["prior"]["digest"]:
+    try:
+        prior = _prior_tables(meta, header.method)
+    except ValueError as error:
+        raise BitstreamError(f"file is coded with method {header.method!r}, but {error}") from None
+    if header.prior_digest != prior["digest"]:
         raise BitstreamError(
             f"file was range-coded with prior {header.prior_digest}, the encoder export has "
-            f"{meta['prior']['digest']} (re-exported with another prior?)"
+            f"{prior['digest']} (re-exported with another prior?)"
         )
-    lookup = _check_prior(meta["prior"], header.num_levels, header.latent_dim)
-    if header.count * _min_bits_per_image(lookup) > 8 * len(payload) + _RANGE_SLACK_BITS:
+    lookup = _check_prior(prior, header.num_levels, header.latent_dim, header.method)
+    min_bits = _min_bits_per_image(lookup, header.latent_dim)
+    if header.count * min_bits > 8 * len(payload) + _RANGE_SLACK_BITS:
         raise BitstreamError(
             f"a {len(payload)}-byte range-coded payload cannot hold {header.count} images"
         )
-    return header, range_decode(payload, lookup, header.count)
+    table_index = None
+    if header.method == "dithered":
+        bins = int(prior["offset_bins"])
+        table_index = _table_index(header.seeds, header.num_levels, header.latent_dim, bins)
+    return header, range_decode(payload, lookup, header.count, table_index)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -537,7 +630,7 @@ def compress(
       images: the images, shaped like the encoder export's image shape.
       encoder: an exported encoder (`rdc_keras.export.load_encoder`) or its directory.
       seed: base dither seed; image i uses seed + i.
-      method: "auto" (smaller payload), "range" or "fixed".
+      method: "auto" (smallest payload), "dithered", "range" or "fixed".
       batch_size: images per encoder call.
     """
     encoder = _load(encoder, "encoder")

@@ -28,7 +28,12 @@ import numpy as np
 
 from rdc_keras import data, networks, runs
 
-__all__ = ["PRESETS", "StudyConfig", "run_study", "study_config"]
+__all__ = ["BASES", "PRESETS", "StudyConfig", "run_study", "study_config"]
+
+# Universal families a study can train: heads on the paper's single-lambda base encoder and heads
+# on the multi-head base encoder (beyond the paper). Which ones run does not change any model, so
+# the choice is not part of the recorded study settings.
+BASES = {"paper": "universal-paper", "multihead": "universal-multihead"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +133,9 @@ class _Job:
     train: dict[str, Any]
 
 
-def _jobs(config: StudyConfig, root: pathlib.Path) -> list[_Job]:
+def _jobs(
+    config: StudyConfig, root: pathlib.Path, bases: tuple[str, ...] = tuple(BASES)
+) -> list[_Job]:
     """All trainings in dependency order (bases before the heads that reuse their encoders)."""
     jobs = []
     main_rate = config.rates[0]
@@ -142,17 +149,21 @@ def _jobs(config: StudyConfig, root: pathlib.Path) -> list[_Job]:
     tag = f"d{main_rate[0]}-L{main_rate[1]}"
     paper_base = root / "e2e" / tag / _label(config.base_lambda_c)
     multihead_base = root / "multihead" / tag
-    jobs.append(
-        _Job(
-            "multihead-joint",
-            main_rate,
-            math.nan,
-            multihead_base,
-            "multihead",
-            {"multihead_lambda_c": tuple(config.universal_lambda_c)},
+    if "multihead" in bases:
+        jobs.append(
+            _Job(
+                "multihead-joint",
+                main_rate,
+                math.nan,
+                multihead_base,
+                "multihead",
+                {"multihead_lambda_c": tuple(config.universal_lambda_c)},
+            )
         )
-    )
-    for family, base in (("universal-paper", paper_base), ("universal-multihead", multihead_base)):
+    for base_name, base in (("paper", paper_base), ("multihead", multihead_base)):
+        if base_name not in bases:
+            continue
+        family = BASES[base_name]
         for value in config.universal_lambda_c:
             workdir = root / family / tag / _label(value)
             jobs.append(
@@ -169,7 +180,12 @@ def _jobs(config: StudyConfig, root: pathlib.Path) -> list[_Job]:
 
 
 def _train(
-    job: _Job, config: StudyConfig, classifier_dir: pathlib.Path, seed: int, extra: dict[str, Any]
+    job: _Job,
+    config: StudyConfig,
+    classifier_dir: pathlib.Path,
+    seed: int,
+    extra: dict[str, Any],
+    verbose: int = 0,
 ) -> dict[str, Any]:
     from rdc_keras.trainers.runner import TrainConfig, train_run
 
@@ -185,7 +201,7 @@ def _train(
         steps_per_epoch=config.steps_per_epoch,
         batch_size=config.batch_size,
         seed=seed,
-        verbose=0,
+        verbose=verbose,
         head_name=job.head,
         **job.train,
         **extra,
@@ -203,6 +219,11 @@ def _heads(job: _Job) -> list[tuple[str, pathlib.Path, float]]:
         description = runs.read_json(head_dir / "head.json")
         out.append((description["name"], head_dir, float(description["lambda_c"])))
     return out
+
+
+def _describe(job: _Job) -> str:
+    point = "all heads" if math.isnan(job.lambda_c) else f"lambda_c={job.lambda_c:g}"
+    return f"{job.family} d={job.rate[0]} L={job.rate[1]} {point}"
 
 
 def _evaluate_head(encoder_dir, head_dir, arrays, judge, config, seed, cache) -> dict[str, Any]:
@@ -237,8 +258,20 @@ def run_study(
     export: bool = True,
     log: Callable[[str], None] = print,
     train_overrides: dict[str, Any] | None = None,
+    bases: tuple[str, ...] = tuple(BASES),
+    verbose: int = 0,
 ) -> dict[str, Any]:
     """Trains and evaluates every model of the study; writes results, report and figures.
+
+    Args:
+      config: the study (see `study_config`).
+      workdir: study directory; an interrupted study resumes from it.
+      seed: seed of every training, the evaluation dither and the plots.
+      export: write the SavedModels of each universal family.
+      log: receives one line per finished model and step of the study.
+      train_overrides: extra `TrainConfig` fields for every training (tests, precision).
+      bases: universal families to train, a subset of `BASES` ("paper", "multihead").
+      verbose: 1 also logs a line when each training starts and prints one line per epoch.
 
     Returns:
       The results dict also written to `results.json`.
@@ -247,6 +280,9 @@ def run_study(
 
     from rdc_keras.trainers import classifier as classifier_lib
 
+    bases = tuple(dict.fromkeys(bases))
+    if not bases or any(base not in BASES for base in bases):
+        raise ValueError(f"bases must be one or more of {', '.join(BASES)}, got {list(bases)}")
     root = pathlib.Path(workdir)
     root.mkdir(parents=True, exist_ok=True)
     study_file = root / "study.json"
@@ -294,11 +330,13 @@ def run_study(
     log(f"[classifier] test accuracy {judge_description['test_metrics']['accuracy']:.4f}")
 
     # 2. Train everything (finished runs are reported, not retrained), then evaluate.
-    jobs = _jobs(config, root)
+    jobs = _jobs(config, root, bases)
     rows = []
     for number, job in enumerate(jobs, 1):
         tick = time.perf_counter()
-        result = _train(job, config, classifier_dir, seed, train_overrides or {})
+        if verbose:
+            log(f"[{number}/{len(jobs)}] {_describe(job)}: {job.workdir}")
+        result = _train(job, config, classifier_dir, seed, train_overrides or {}, verbose)
         train_seconds = result.get("train_seconds", 0.0)
         encoder_dir = job.train.get("encoder_dir") or str(job.workdir / "encoder")
         for head_name, head_dir, lambda_c in _heads(job):
@@ -333,10 +371,9 @@ def run_study(
                 }
             )
         last = rows[-1]
-        point = "all heads" if math.isnan(job.lambda_c) else f"lambda_c={job.lambda_c:g}"
         log(
-            f"[{number}/{len(jobs)}] {job.family} d={job.rate[0]} L={job.rate[1]} "
-            f"{point}: mse={last['mse']:.5f} ce={last['ce_nats']:.3f} "
+            f"[{number}/{len(jobs)}] {_describe(job)}: mse={last['mse']:.5f} "
+            f"ce={last['ce_nats']:.3f} "
             f"acc={last['accuracy']:.3f} ({time.perf_counter() - tick:.0f} s)"
         )
 
@@ -351,6 +388,7 @@ def run_study(
             "rate_bits": "bits per image (d log2 L)",
             "train_seconds": "s",
         },
+        "bases": list(bases),
         "models": rows,
         "penalties": _penalties(rows, config),
         "reference_classifier": judge_description["test_metrics"],
@@ -512,16 +550,20 @@ def _report(results: dict[str, Any], config: StudyConfig) -> str:
         f"- **E2E**: encoder and decoder trained together for each λc in "
         f"{list(config.e2e_lambda_c)} (λd = 1, λp = 0, frozen pretrained classifier in the loss)."
     )
-    out.append(
-        f"- **Universal, paper base**: the encoder of the E2E model at "
-        f"λc = {config.base_lambda_c:g} is frozen (BatchNorm statistics too) and a new "
-        f"decoder is trained for each λc in "
-        f"{list(config.universal_lambda_c)}."
-    )
-    out.append(
-        "- **Universal, multi-head base**: an encoder trained jointly with one head per λc "
-        "(loss = mean of the head losses), then frozen; new decoders trained as above."
-    )
+    families = {row["family"] for row in rows}
+    if "universal-paper" in families:
+        out.append(
+            f"- **Universal, paper base**: the encoder of the E2E model at "
+            f"λc = {config.base_lambda_c:g} is frozen (BatchNorm statistics too) and a new "
+            f"decoder is trained for each λc in "
+            f"{list(config.universal_lambda_c)}."
+        )
+    if "universal-multihead" in families:
+        out.append(
+            "- **Universal, multi-head base**: an encoder trained jointly with one head per λc "
+            "(loss = mean of the head losses), then frozen; a new decoder is trained on it for "
+            f"each λc in {list(config.universal_lambda_c)}."
+        )
     epochs = config.epochs if config.epochs is not None else "preset default"
     out.append(f"- Epochs per model: {epochs}; seed {results['study']['seed']}.")
     out += ["", f"## E2E vs universal at {rate:.2f} bits", ""]
@@ -605,5 +647,6 @@ def _report(results: dict[str, Any], config: StudyConfig) -> str:
     if len(config.rates) > 1:
         out += ["![rates](figures/rates.png)", ""]
     for family in ("e2e", "universal-paper", "universal-multihead"):
-        out += [f"![{family}](figures/reconstructions-{family}.png)", ""]
+        if family in families:
+            out += [f"![{family}](figures/reconstructions-{family}.png)", ""]
     return "\n".join(out)

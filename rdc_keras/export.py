@@ -48,9 +48,11 @@ from rdc_keras.layers import UniversalQuantizer, dither
 
 __all__ = [
     "DITHER_CONVENTION",
+    "DITHER_OFFSET_BINS",
     "EXPORT_FORMAT",
     "PRIOR_PRECISION",
     "ExportedModel",
+    "dithered_prior",
     "export_run",
     "load_encoder",
     "load_head",
@@ -86,6 +88,8 @@ DITHER_CONVENTION: dict[str, Any] = {
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _PRIOR_BATCH = 512
+# Dither bins of the dither-conditional prior: tables [d, bins, L + 1] (see `dithered_prior`).
+DITHER_OFFSET_BINS = 32
 
 
 # ------------------------------------------------------------------------------------------------
@@ -191,20 +195,84 @@ def _prior(counts: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _count_indices(serve, dataset: tf.data.Dataset, seed: int, num_levels: int, latent_dim: int):
-    """Counts the dithered indices per dimension over a dataset (image i gets seed + i)."""
-    counts = np.zeros((latent_dim, num_levels), np.int64)
+def dithered_prior(
+    latents: np.ndarray,
+    dithers: np.ndarray,
+    indices: np.ndarray,
+    num_levels: int,
+    offset_bins: int = DITHER_OFFSET_BINS,
+) -> dict[str, Any]:
+    """Per-dimension prior of an index given its dither, P(k | u), as integer CDF tables.
+
+    With subtractive dither the receiver knows u, so index k = Q(y + u) can be coded with
+    P(k | u) instead of P(k); the expected length H(K | U) <= H(K) is the rate of universal
+    quantization (Zhang et al. 2021; the universal entropy models of tensorflow-compression).
+    The dither range [-1/(L-1), 1/(L-1)] is cut into `offset_bins` equal bins (see
+    `rdc_keras.codec.offset_bins`); for bin b with centre u_b and dimension j, the table counts
+    Q(y_nj + u_b) = k over all N latents y_n, add-one smoothed. Tables are integers, built once.
+
+    Args:
+      latents: float [N, d] encoder outputs f(x) of the prior split.
+      dithers: float32 [N, d] the dither each image is coded with (seeds seed + i).
+      indices: int [N, d] the served indices Q(f(x) + u) (for the training cross-entropy).
+      num_levels: L.
+      offset_bins: number of dither bins per dimension.
+
+    Returns:
+      {"offset_bins", "precision", "cdf" [d][offset_bins][L + 1], "digest",
+      "train_bits_per_image"}.
+    """
+    from rdc_keras import codec
+
+    latents = np.asarray(latents, np.float64)
+    latent_dim = latents.shape[1]
+    step = 2.0 / (num_levels - 1)
+    centres = -step / 2 + (np.arange(offset_bins) + 0.5) * step / offset_bins
+    cdf = []
+    for j in range(latent_dim):
+        shifted = latents[:, j, None] + centres[None, :]  # [N, bins]
+        symbols = np.clip(np.floor((shifted + 1.0) / step + 0.5), 0, num_levels - 1)
+        rows = []
+        for b in range(offset_bins):
+            counts = np.bincount(symbols[:, b].astype(np.int64), minlength=num_levels) + 1
+            rows.append(quantized_cdf(counts, PRIOR_PRECISION))
+        cdf.append(rows)
+    tables = np.asarray(cdf, np.float64)  # [d, bins, L + 1]
+    bins = codec.offset_bins(dithers, num_levels, offset_bins)  # [N, d]
+    freq = np.diff(tables, axis=-1) / 2.0**PRIOR_PRECISION
+    chosen = freq[np.arange(latent_dim)[None, :], bins, np.asarray(indices)]
+    flat = [row for rows in cdf for row in rows]
+    return {
+        "offset_bins": int(offset_bins),
+        "precision": PRIOR_PRECISION,
+        "cdf": cdf,
+        "digest": prior_digest(flat, PRIOR_PRECISION),
+        "train_bits_per_image": float(-np.log2(chosen).sum(axis=1).mean()),
+    }
+
+
+def _code_prior_split(
+    encoder: tf.keras.Model,
+    serve,
+    dataset: tf.data.Dataset,
+    seed: int,
+    num_levels: int,
+    latent_dim: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(latents, dithers, served indices), each [N, d], of a dataset (image i gets seed + i)."""
+    latents, dithers, indices = [], [], []
     offset = 0
     for images, _ in dataset.batch(_PRIOR_BATCH):
         n = int(images.shape[0])
         seeds = tf.range(seed + offset, seed + offset + n, dtype=tf.int64)
-        indices = serve(images=tf.cast(images, tf.float32), seeds=seeds)["indices"].numpy()
-        for j in range(latent_dim):
-            counts[j] += np.bincount(indices[:, j], minlength=num_levels)
+        images = tf.cast(images, tf.float32)
+        indices.append(serve(images=images, seeds=seeds)["indices"].numpy())
+        latents.append(tf.cast(encoder(images, training=False), tf.float32).numpy())
+        dithers.append(dither(seeds, latent_dim, num_levels).numpy())
         offset += n
     if offset == 0:
         raise ValueError("the prior dataset is empty")
-    return counts, offset
+    return np.concatenate(latents), np.concatenate(dithers), np.concatenate(indices)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -458,18 +526,22 @@ def export_run(
                 "encoder", encoder, num_levels, latent_dim, image_shape, placeholder
             )
             dataset = data.load_dataset(prior_dataset, prior_split, data_dir=data_dir)
-            counts, num_images = _count_indices(
-                module.serve, dataset, int(seed), num_levels, latent_dim
+            latents, dithers, indices = _code_prior_split(
+                encoder, module.serve, dataset, int(seed), num_levels, latent_dim
+            )
+            counts = np.stack(
+                [np.bincount(indices[:, j], minlength=num_levels) for j in range(latent_dim)]
             )
             prior = _prior(
                 counts,
                 {
                     "dataset": prior_dataset,
                     "split": prior_split,
-                    "num_images": num_images,
+                    "num_images": len(indices),
                     "seed": int(seed),
                 },
             )
+            prior["dithered"] = dithered_prior(latents, dithers, indices, num_levels)
             encoder_meta = {
                 **common,
                 "kind": "encoder",

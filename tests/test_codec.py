@@ -21,6 +21,7 @@ import pytest
 
 from rdc_keras import codec, data, export, networks, runs
 from rdc_keras.cli import codec as codec_cli
+from rdc_keras.layers import dither
 from rdc_keras.trainers import classifier as classifier_lib
 from rdc_keras.trainers import runner
 
@@ -109,7 +110,7 @@ def files(models, images):
     return {
         (n, method): codec.compress(images[:n], encoder, seed=11, method=method)
         for n in (1, 7, 360)
-        for method in ("range", "fixed")
+        for method in ("dithered", "range", "fixed")
     }
 
 
@@ -205,6 +206,90 @@ def test_range_coding_beats_fixed_on_a_skewed_source():
     assert len(chosen) <= len(codec.encode_indices(uniform, flat, seed=0, method="range"))
 
 
+@pytest.mark.parametrize(
+    ("dithers", "num_levels", "bins", "expected"),
+    [
+        # L = 3: step 1, u in [-0.5, 0.5); bin = floor((u + 0.5) * bins).
+        ([-0.5, -0.5 + 1 / 32, -0.0, 0.0, 0.25, 0.49999997], 3, 32, [0, 1, 16, 16, 24, 31]),
+        # L = 5: step 0.5, u in [-0.25, 0.25); 4 bins of width 0.125.
+        ([-0.25, -0.125, -1e-7, 0.125, 0.2499999], 5, 4, [0, 1, 1, 3, 3]),
+        ([0.3, -0.3], 3, 1, [0, 0]),  # one bin; out-of-range values are clipped
+    ],
+)
+def test_offset_bins_hand_worked(dithers, num_levels, bins, expected):
+    dithers = np.asarray(dithers, np.float32)
+    np.testing.assert_array_equal(codec.offset_bins(dithers, num_levels, bins), expected)
+
+
+def _dithered_metadata(tables, fingerprint="ab" * 16):
+    """Metadata with a dithered prior: tables [d][bins][L + 1] (no marginal prior use)."""
+    tables = [[list(map(int, row)) for row in rows] for rows in tables]
+    meta = _metadata([rows[0] for rows in tables], fingerprint)
+    flat = [row for rows in tables for row in rows]
+    meta["prior"]["dithered"] = {
+        "offset_bins": len(tables[0]),
+        "precision": 16,
+        "cdf": tables,
+        "digest": export.prior_digest(flat, 16),
+    }
+    return meta
+
+
+def test_dithered_coding_reaches_the_conditional_code_length():
+    """A source whose index is nearly fixed by the dither: P(k | u) codes it far below P(k)."""
+    num_levels, bins, n = 3, 4, 3000
+    # Bin b of dimension 0 makes symbol b % 3 likely; dimension 1 ignores the dither.
+    likely = [[0, 62000, 64000, 65536], [0, 1000, 64000, 65536], [0, 1000, 2000, 65536]]
+    tables = [[likely[b % 3] for b in range(bins)], [[0, 30000, 50000, 65536]] * bins]
+    meta = _dithered_metadata(tables)
+    seeds = 5 + np.arange(n, dtype=np.int64)
+    u = dither(seeds, 2, num_levels).numpy()
+    table_bins = codec.offset_bins(u, num_levels, bins)
+    freq = np.diff(np.asarray(tables, np.float64), axis=-1) / 2**16  # [d, bins, L]
+    rng = np.random.default_rng(1)
+    indices = np.stack(
+        [[rng.choice(num_levels, p=freq[j, table_bins[i, j]]) for i in range(n)] for j in range(2)],
+        axis=1,
+    ).astype(np.int32)
+    blob = codec.encode_indices(indices, meta, seed=5, method="dithered")
+    chosen = freq[np.arange(2)[None, :], table_bins, indices]
+    ideal = -np.log2(chosen).sum()  # code length under the conditional tables, in bits
+    info = codec.describe(blob)
+    assert info["method"] == "dithered"
+    assert ideal - 64 <= 8 * info["payload_bytes"] <= ideal * 1.01 + 64
+    _, decoded = codec.decode_indices(blob, meta)
+    np.testing.assert_array_equal(decoded, indices)
+    # The marginal tables (bin 0 only) cost more; auto picks the dithered payload.
+    ranged = codec.encode_indices(indices, meta, seed=5, method="range")
+    assert len(blob) < 0.8 * len(ranged)
+    assert codec.encode_indices(indices, meta, seed=5) == blob
+    # Another base seed means other dithers: the same payload then decodes differently or fails.
+    moved = bytearray(blob)
+    struct.pack_into(">q", moved, 46, 6)
+    try:
+        _, other = codec.decode_indices(_recrc(bytes(moved)), meta)
+        assert not np.array_equal(other, indices)
+    except codec.BitstreamError:
+        pass
+
+
+def test_dithered_files_need_a_dithered_prior():
+    tables = [[[0, 20000, 40000, 65536]] * 2]
+    meta = _dithered_metadata(tables)
+    indices = np.array([[0], [2], [1]], np.int32)
+    blob = codec.encode_indices(indices, meta, seed=0, method="dithered")
+    older = _metadata([[0, 20000, 40000, 65536]])  # an export without the conditional prior
+    with pytest.raises(codec.BitstreamError, match="no dither-conditional prior"):
+        codec.decode_indices(blob, older)
+    with pytest.raises(ValueError, match="no dither-conditional prior"):
+        codec.encode_indices(indices, older, seed=0, method="dithered")
+    assert codec.parse(codec.encode_indices(indices, older, seed=0))[0].method != "dithered"
+    bad = _dithered_metadata(tables)
+    bad["prior"]["dithered"]["cdf"] = [[[0, 20000, 20000, 65536]] * 2]
+    with pytest.raises(ValueError, match="rise strictly"):
+        codec.encode_indices(indices, bad, seed=0, method="dithered")
+
+
 def test_range_decoder_refuses_non_canonical_payloads():
     cdf = [[0, 60000, 63000, 65536]]
     indices = np.zeros((50, 1), np.int32)
@@ -231,9 +316,12 @@ def test_header_layout(models, files):
     assert struct.unpack(">HHHHHIqI", blob[32:58]) == (8, 8, 1, 3, 3, 7, 11, len(blob) - 62)
     assert struct.unpack(">I", blob[-4:])[0] == zlib.crc32(blob[:-4])
     assert files[(7, "fixed")][5] == 0
+    dithered = files[(7, "dithered")]
+    assert dithered[5] == 2
+    assert dithered[24:32] == bytes.fromhex(encoder.metadata["prior"]["dithered"]["digest"])
 
 
-@pytest.mark.parametrize("method", ["range", "fixed", "auto"])
+@pytest.mark.parametrize("method", ["dithered", "range", "fixed", "auto"])
 def test_round_trip_matches_in_memory_path(models, images, method):
     encoder, head, _ = models
     blob = codec.compress(images[:50], encoder, seed=-3, method=method)
@@ -246,7 +334,7 @@ def test_round_trip_matches_in_memory_path(models, images, method):
 
 def test_auto_picks_the_smaller_payload(files, models, images):
     blob = codec.compress(images, models[0], seed=11)
-    assert len(blob) == min(len(files[(360, "range")]), len(files[(360, "fixed")]))
+    assert len(blob) == min(len(files[(360, m)]) for m in ("dithered", "range", "fixed"))
     fixed = codec.describe(files[(360, "fixed")])
     assert fixed["payload_bytes"] == math.ceil(360 * 3 * math.log2(3) / 8)
 

@@ -38,7 +38,7 @@ def study(tmp_path_factory):
     )
     root = tmp_path_factory.mktemp("study")
     lines = []
-    results = experiment.run_study(config, root, seed=3, export=True, log=lines.append)
+    results = experiment.run_study(config, root, seed=3, export=True, log=lines.append, verbose=1)
     return {"config": config, "root": root, "results": results, "log": lines}
 
 
@@ -204,7 +204,12 @@ def test_universal_encoders_and_heads_are_exported(study):
 
 def test_progress_lines_cover_every_training(study):
     jobs = [line for line in study["log"] if re.match(r"\[\d+/\d+\] ", line)]
-    assert len(jobs) == 2 * len(LAMBDAS) + 1 + len(UNIVERSAL) * len(LAMBDAS)
+    count = 2 * len(LAMBDAS) + 1 + len(UNIVERSAL) * len(LAMBDAS)
+    # verbose=1: a line when each training starts (naming its directory) and when it ends.
+    assert len(jobs) == 2 * count
+    finished = [line for line in jobs if "mse=" in line]
+    assert len(finished) == count
+    assert all(str(study["root"]) in line for line in jobs if line not in finished)
     assert any("report.md" in line for line in study["log"])
 
 
@@ -261,3 +266,28 @@ def test_presets_are_consistent():
     assert experiment.PRESETS["mnist10k"].rates == ((3, 3),)  # 3 log2 3 = 4.75 bits
     assert experiment.PRESETS["mnist10k"].e2e_lambda_c == (0.0, 0.0033, 0.0066, 0.01, 0.015)
     assert np.all(np.diff(experiment.PRESETS["digits"].e2e_lambda_c) > 0)
+
+
+@pytest.mark.parametrize("bases", [("paper",), ("multihead",), ("paper", "multihead")])
+def test_base_selects_the_universal_families(study, bases):
+    jobs = experiment._jobs(study["config"], study["root"], bases)
+    families = {job.family for job in jobs}
+    expected = {"e2e"} | {experiment.BASES[base] for base in bases}
+    if "multihead" in bases:
+        expected.add("multihead-joint")
+    assert families == expected
+    # The report describes and shows only the families that were trained.
+    results = json.loads((study["root"] / "results.json").read_text())
+    results["models"] = [row for row in results["models"] if row["family"] in families]
+    results["penalties"] = [p for p in results["penalties"] if p["family"] in families]
+    report = experiment._report(results, study["config"])
+    assert ("multi-head base" in report) == ("multihead" in bases)
+    assert ("paper base" in report) == ("paper" in bases)
+    assert ("reconstructions-universal-multihead.png" in report) == ("multihead" in bases)
+
+
+def test_unknown_base_is_refused(tmp_path):
+    config = experiment.study_config("digits")
+    with pytest.raises(ValueError, match="bases must be"):
+        experiment.run_study(config, tmp_path / "study", bases=("e2e",), log=lambda line: None)
+    assert not (tmp_path / "study").exists()

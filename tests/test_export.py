@@ -252,6 +252,43 @@ def test_prior_counts_the_training_split(exported, runs_dir):
     assert prior["train_bits_per_image"] == pytest.approx(bits)
 
 
+def test_dithered_prior_counts_shifted_training_latents(exported, runs_dir):
+    """P(k | u) tables: every training latent shifted by each dither bin's centre, add-one."""
+    _, manifest = exported
+    prior = manifest["prior"]["dithered"]
+    bins = prior["offset_bins"]
+    assert bins == export.DITHER_OFFSET_BINS
+    images = data.load_arrays("digits", "train")[0]
+    encoder, _ = runner.load_encoder(runs_dir / "a")
+    latents = encoder(images, training=False).numpy().astype(np.float64)
+    centres = -0.5 + (np.arange(bins) + 0.5) / bins  # L = 3: step 1, dither in [-0.5, 0.5)
+    cdf = np.asarray(prior["cdf"])
+    assert cdf.shape == (3, bins, 4)
+    freq = np.diff(cdf, axis=-1)
+    assert (freq >= 1).all() and (cdf[..., -1] == 2**16).all()
+    for j in range(3):
+        for b in range(bins):
+            shifted = latents[:, j] + centres[b]
+            # Nearest of the centres -1, 0, 1 (a tie would go to the higher one).
+            k = np.argmin(
+                np.abs(shifted[:, None] - np.array([-1.0, 0.0, 1.0])) - [0, 1e-12, 2e-12], 1
+            )
+            counts = np.bincount(k, minlength=3) + 1
+            exact = counts / counts.sum() * 2**16
+            assert np.abs(freq[j, b] - exact).max() <= 1.0 + 1e-9, (j, b)
+    # Cross-entropy of the training indices (their own dithers) under the stored tables.
+    seeds = np.arange(len(images), dtype=np.int64)
+    u = dither(seeds, 3, 3).numpy()
+    indices = UniversalQuantizer(3).encode(latents.astype(np.float32), u).numpy()
+    table_bins = np.clip(np.floor((u.astype(np.float64) + 0.5) * bins), 0, bins - 1).astype(int)
+    p = freq[np.arange(3)[None, :], table_bins, indices] / 2**16
+    assert prior["train_bits_per_image"] == pytest.approx(-np.log2(p).sum(axis=1).mean())
+    flat = [row for rows in prior["cdf"] for row in rows]
+    assert prior["digest"] == export.prior_digest(flat, 16)
+    # The dither is known to the receiver: conditioning on it never costs bits on average.
+    assert prior["train_bits_per_image"] <= manifest["prior"]["train_bits_per_image"] + 0.05
+
+
 # ------------------------------------------------------------------------------------------------
 # Versions, atomicity and fingerprints.
 

@@ -50,7 +50,10 @@ def _define_flags() -> None:
     flags.DEFINE_string("head", None, "decompress: head name in the export, or a head directory.")
     flags.DEFINE_integer("seed", 0, "compress: base dither seed (image i uses seed + i).")
     flags.DEFINE_enum(
-        "method", "auto", ["auto", "range", "fixed"], "compress: payload coding method."
+        "method",
+        "auto",
+        ["auto", "dithered", "range", "fixed"],
+        "compress: payload coding method (auto: the smallest).",
     )
     flags.DEFINE_integer("batch_size", 1024, "Images per SavedModel call.")
     flags.DEFINE_string("json", None, "Also write the JSON summary to this file.")

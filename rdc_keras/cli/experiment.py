@@ -7,6 +7,7 @@ judge and dither seeds, and writes results.json/.csv, report.md, figures and Sav
 Examples:
     rdc-experiment --workdir=runs/digits                       # embedded demo, <= 10 min on CPU
     rdc-experiment --preset=mnist10k --data_dir=../shared/data/mnist --workdir=runs/mnist10k
+    rdc-experiment --base=multihead --workdir=runs/digits-multihead   # one universal family
 
 Re-running the same command resumes: finished models are reported, not retrained.
 """
@@ -35,7 +36,17 @@ def _define_flags() -> None:
     flags.DEFINE_list("universal_lambda_c", None, "lambda_c of the universal heads.")
     flags.DEFINE_float("base_lambda_c", None, "lambda_c of the E2E model whose encoder is reused.")
     flags.DEFINE_integer("w1_steps", None, "Post-hoc critic steps for a W1 estimate (0: none).")
+    flags.DEFINE_enum(
+        "base",
+        "both",
+        ["paper", "multihead", "both"],
+        "Universal heads on the paper's single-lambda base encoder, on a multi-head base "
+        "encoder trained with one head per lambda_c, or both (compared in the report).",
+    )
     flags.DEFINE_boolean("export", True, "Export the universal encoders and heads (SavedModel).")
+    flags.DEFINE_integer(
+        "verbose", 1, "0: one line per finished model; 1: also one line per training epoch."
+    )
     flags.DEFINE_integer("seed", 0, "Seed of every training, the evaluation dither and plots.")
     flags.mark_flag_as_required("workdir")
 
@@ -56,6 +67,8 @@ def main(argv: list[str]) -> None:
         value = getattr(FLAGS, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name}={value}: must be >= 1")
+    if FLAGS.verbose not in (0, 1):
+        raise ValueError(f"--verbose={FLAGS.verbose}: must be 0 or 1")
     if FLAGS.w1_steps is not None and FLAGS.w1_steps < 0:
         raise ValueError(f"--w1_steps={FLAGS.w1_steps}: must be >= 0")
     rates = _rates(FLAGS.rates)
@@ -75,7 +88,15 @@ def main(argv: list[str]) -> None:
         base_lambda_c=FLAGS.base_lambda_c,
         w1_steps=FLAGS.w1_steps,
     )
-    experiment.run_study(config, FLAGS.workdir, seed=FLAGS.seed, export=FLAGS.export)
+    bases = tuple(experiment.BASES) if FLAGS.base == "both" else (FLAGS.base,)
+    experiment.run_study(
+        config,
+        FLAGS.workdir,
+        seed=FLAGS.seed,
+        export=FLAGS.export,
+        bases=bases,
+        verbose=FLAGS.verbose,
+    )
 
 
 def run() -> None:
