@@ -32,6 +32,8 @@ import numbers
 
 import tensorflow as tf
 
+from rdc_keras.layers.convolution import TapsConv2DTranspose
+
 __all__ = [
     "BATCH_NORM_EPSILON",
     "BATCH_NORM_MOMENTUM",
@@ -309,7 +311,8 @@ def _conv_transpose(
     PyTorch's bias bound uses fan_in from weight dim 1, i.e. out_channels·k·k (not in_channels).
     """
     fan_in = filters * kernel_size * kernel_size
-    return tf.keras.layers.Conv2DTranspose(
+    # A Conv2DTranspose whose stride-1 few-channel case (the output layers) runs ~2x faster.
+    return TapsConv2DTranspose(
         filters,
         kernel_size,
         strides=strides,
