@@ -7,19 +7,16 @@ repeats of the mean time per call, in microseconds. It also prints, for context 
 harness with the universal quantizer plus dither generation, with an identity straight-through
 estimator, and with an empty function (the per-call dispatch floor).
 
-Usage: python bench/bench_quantizer.py [--repeats 21] [--calls 200] [--output PATH]
-Writes bench/results/quantizer.json with keys name, value, unit, baseline, ratio, command,
-machine, date.
+Usage: python -m bench.bench_quantizer [--repeats 21] [--calls 200] [--output PATH]
+Writes bench/results/quantizer.json: a list of one record with keys name, value, unit, baseline,
+ratio, command, machine, date.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -32,9 +29,11 @@ import tensorflow as tf
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 try:
+    from bench import common
     from rdc_keras.layers import UniformQuantizer, UniversalQuantizer, dither
 except ImportError:  # run as a script from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO_ROOT))
+    from bench import common
     from rdc_keras.layers import UniformQuantizer, UniversalQuantizer, dither
 
 __all__ = ["main", "run", "time_call"]
@@ -60,14 +59,6 @@ def time_call(
         wall.append((time.perf_counter() - start) / calls * 1e6)
         cpu.append((time.process_time() - start_cpu) / calls * 1e6)
     return statistics.median(wall), statistics.median(cpu)
-
-
-def _machine() -> str:
-    return (
-        f"{platform.machine()} {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-        f"TF {tf.__version__}"
-    )
 
 
 def run(repeats: int = 21, calls: int = 200) -> dict[str, tuple[float, float]]:
@@ -129,20 +120,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"per {BATCH}x{LATENT_DIM} batch (1-min load average {load:.2f}):")
     for case, (wall, cpu) in cases.items():
         print(f"  {case:32s} wall {wall:8.1f} us   cpu {cpu:8.1f} us")
-    record = {
-        "name": f"quantizer_forward_backward_{BATCH}x{LATENT_DIM}_L{NUM_LEVELS}",
-        "value": round(cases["uniform_fwd_bwd"][0], 1),
-        "unit": "us/batch",
-        "baseline": None,
-        "ratio": None,
-        "command": " ".join(
-            ["python bench/bench_quantizer.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "machine": _machine(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(record, indent=2) + "\n")
+    record = common.make_record(
+        f"quantizer_forward_backward_{BATCH}x{LATENT_DIM}_L{NUM_LEVELS}",
+        round(cases["uniform_fwd_bwd"][0], 1),
+        "us/batch",
+        common.command_line("bench.bench_quantizer", argv),
+    )
+    common.write_results(args.output, [record])
     print(f"wrote {args.output}")
     return record
 

@@ -12,7 +12,7 @@ on the training split, compresses the test split with `rdc_keras.codec` and repo
 Every file is decoded again and checked bit for bit against the head applied to the encoder's
 indices. Usage (MNIST-10k, the issue's three settings):
 
-    python bench/bench_rate.py --dataset=mnist_idx --data_dir=../shared/data/mnist \
+    python -m bench.bench_rate --dataset=mnist_idx --data_dir=../shared/data/mnist \
         --configs=3x3,3x4,4x4 --workdir=bench/runs/rate
 
 or with trained runs: `--run=3x3=runs/a --run=3x4=runs/b ...` (then no training happens).
@@ -23,39 +23,29 @@ command, machine, date.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
 import os
 import pathlib
-import platform
 import sys
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-import tensorflow as tf
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 try:
+    from bench import common as bench_common
     from rdc_keras import codec, data, export
 except ImportError:  # run as a script from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO_ROOT))
+    from bench import common as bench_common
     from rdc_keras import codec, data, export
 
 __all__ = ["main", "measure"]
 
 BATCHES = (1, 100, 2000)
 MAX_FILES_PER_BATCH = 100
-
-
-def _machine() -> str:
-    return (
-        f"{platform.machine()} {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-        f"TF {tf.__version__}"
-    )
 
 
 def _parse_config(text: str) -> tuple[int, int]:
@@ -195,10 +185,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         key, _, path = item.partition("=")
         given[_parse_config(key)] = pathlib.Path(path)
     images = data.load_arrays(args.dataset, "test", data_dir=args.data_dir)[0]
-    command = " ".join(
-        ["python", "bench/bench_rate.py", *(argv if argv is not None else sys.argv[1:])]
-    )
-    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    command = bench_common.command_line("bench.bench_rate", argv)
+    machine, date = bench_common.machine(), bench_common.utc_now()
     records = []
     classifier_dir = None
     for d, levels in configs:
@@ -217,7 +205,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         result = measure(encoder, head, images, args.seed)
         bound = result["bound_bits"]
         whole = result["whole"]
-        common = {"command": command, "machine": _machine(), "date": date}
+        shared = {"command": command, "machine": machine, "date": date}
         for method, entry in result["methods"].items():
             chosen = " (auto's choice)" if method == whole["method"] else ""
             records.append(
@@ -227,7 +215,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     "unit": f"bits/image{chosen}",
                     "baseline": bound,
                     "ratio": entry["payload_bits_per_image"] / bound,
-                    **common,
+                    **shared,
                 }
             )
         for estimate, bits in index_entropies(run_dir, images, args, seed=args.seed).items():
@@ -238,7 +226,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     "unit": "bits/image (ideal code length on the test split; see docstring)",
                     "baseline": bound,
                     "ratio": bits / bound,
-                    **common,
+                    **shared,
                 }
             )
         for size, entry in result["batches"].items():
@@ -249,7 +237,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     "unit": "bytes/image (incl. 62-byte container)",
                     "baseline": bound / 8,
                     "ratio": entry["bytes_per_image"] / (bound / 8),
-                    **common,
+                    **shared,
                 }
             )
         print(
@@ -265,9 +253,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             ),
             flush=True,
         )
-    output = pathlib.Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(records, indent=2) + "\n")
+    output = bench_common.write_results(args.output, records)
     print(f"wrote {output}")
     return records
 

@@ -32,8 +32,8 @@ FLOPs are counted analytically (`bench.common.train_step_flops`): utilization = 
 x images/s / median float32 matmul FLOP/s of the same run.
 
 ``--bf16_quality`` instead trains the MNIST-10k lambda_c=0 model (the study's E2E model) in
-mixed_bfloat16 and compares its test MSE with the float32 model's (given by ``--float32_run``,
-else trained here too).
+float32 and in mixed_bfloat16 for each of ``--seeds`` (default 0,1,2) and compares the mean test
+MSEs (or one bf16 twin with a finished float32 run given by ``--float32_run``).
 
 Usage: python -m bench.bench_train_step [--quick] [--repeats 7] [--cases tf_joint,torch_joint]
 Writes bench/results/train_step.json (or train_bf16_quality.json), records with keys name,
@@ -595,75 +595,122 @@ def _records(rates, runs, infos, command) -> list[dict[str, Any]]:
 # bf16 training quality (issue 9, item 3): test MSE of the lambda_c=0 MNIST-10k model.
 
 
+def _float32_twin_config(f32_dir: pathlib.Path) -> Any:
+    """The TrainConfig of a finished float32 lambda_c=0 run (`--float32_run`)."""
+    import dataclasses
+
+    from rdc_keras import runs
+    from rdc_keras.trainers.runner import TrainConfig
+
+    if not (f32_dir / "results.json").exists():
+        raise SystemExit(f"--float32_run={f32_dir}: no results.json (not a finished run)")
+    saved = runs.read_json(f32_dir / "config.json")["config"]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+    for key in ("lr_boundaries", "lr_factors"):
+        if getattr(config, key) is not None:
+            setattr(config, key, tuple(getattr(config, key)))
+    if config.mixed_precision != "float32" or config.lambda_c != 0.0:
+        raise SystemExit(f"--float32_run={f32_dir}: not a float32 lambda_c=0 run")
+    return config
+
+
 def _quality(args: argparse.Namespace, argv: list[str] | None) -> list[dict[str, Any]]:
+    """Trains (or reuses) float32 and mixed_bfloat16 twins per seed; one record per seed + mean.
+
+    Two float32 runs with the same settings and seed ended 1.1% apart in test MSE on this CPU
+    (0.04690 in the mnist10k study, 0.04640 here; threaded oneDNN reductions are not bitwise
+    reproducible), so the 2% target is judged on the mean over `--seeds`; every seed's pair is
+    recorded too.
+    """
     import dataclasses
 
     from rdc_keras import runs
     from rdc_keras.trainers.runner import TrainConfig, train_run
 
     workdir = pathlib.Path(args.workdir)
-    if args.float32_run:
-        f32_dir = pathlib.Path(args.float32_run)
-        if not (f32_dir / "results.json").exists():
-            raise SystemExit(f"--float32_run={f32_dir}: no results.json (not a finished run)")
-        saved = runs.read_json(f32_dir / "config.json")["config"]
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        f32_config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
-        for key in ("lr_boundaries", "lr_factors"):
-            if getattr(f32_config, key) is not None:
-                setattr(f32_config, key, tuple(getattr(f32_config, key)))
-        if f32_config.mixed_precision != "float32" or f32_config.lambda_c != 0.0:
-            raise SystemExit(f"--float32_run={f32_dir}: not a float32 lambda_c=0 run")
-    else:
-        classifier_dir = args.classifier_dir
-        if classifier_dir is None and args.untrained_classifier:
-            classifier_dir = str(_untrained_classifier(workdir / "classifier"))
-        f32_config = TrainConfig(
-            workdir=str(workdir / "float32"),
-            dataset="mnist_idx",
-            data_dir=args.data_dir,
-            latent_dim=LATENT_DIM,
-            num_levels=NUM_LEVELS,
-            lambda_c=0.0,
-            classifier_mode="pretrained",
-            classifier_dir=classifier_dir,
-            epochs=args.epochs,
-            steps_per_epoch=args.steps_per_epoch,
-            seed=SEED,
+    classifier_dir = args.classifier_dir
+    if classifier_dir is None and args.untrained_classifier:
+        classifier_dir = str(_untrained_classifier(workdir / "classifier"))
+    pairs = []
+    for seed in args.seeds:
+        if args.float32_run:
+            f32_dir = pathlib.Path(args.float32_run)
+            f32_config = _float32_twin_config(f32_dir)
+            seed_dir = workdir
+        else:
+            seed_dir = workdir / f"seed{seed}"
+            f32_config = TrainConfig(
+                workdir=str(seed_dir / "float32"),
+                dataset="mnist_idx",
+                data_dir=args.data_dir,
+                latent_dim=LATENT_DIM,
+                num_levels=NUM_LEVELS,
+                lambda_c=0.0,
+                classifier_mode="pretrained",
+                classifier_dir=classifier_dir,
+                epochs=args.epochs,
+                steps_per_epoch=args.steps_per_epoch,
+                seed=seed,
+                verbose=1,
+            )
+            print(f"training the float32 model into {f32_config.workdir}", flush=True)
+            train_run(f32_config)
+            f32_dir = pathlib.Path(f32_config.workdir)
+        f32_results = runs.read_json(f32_dir / "results.json")
+        classifier_dir = classifier_dir or f32_results["reference_classifier"]  # one judge
+        bf16_config = dataclasses.replace(
+            f32_config,
+            workdir=str(seed_dir / "mixed_bfloat16"),
+            mixed_precision="mixed_bfloat16",
+            classifier_dir=f32_results["reference_classifier"],
             verbose=1,
         )
-        print(f"training the float32 model into {f32_config.workdir}", flush=True)
-        train_run(f32_config)
-        f32_dir = pathlib.Path(f32_config.workdir)
-    f32_results = runs.read_json(f32_dir / "results.json")
-    bf16_config = dataclasses.replace(
-        f32_config,
-        workdir=str(workdir / "mixed_bfloat16"),
-        mixed_precision="mixed_bfloat16",
-        classifier_dir=f32_results["reference_classifier"],
-        verbose=1,
-    )
-    print(f"training the mixed_bfloat16 twin into {bf16_config.workdir}", flush=True)
-    bf16_results = train_run(bf16_config)
-    f32_mse, bf16_mse = f32_results["test"]["mse"], bf16_results["test"]["mse"]
+        print(f"training the mixed_bfloat16 twin into {bf16_config.workdir}", flush=True)
+        bf16_results = train_run(bf16_config)
+        f32_mse, bf16_mse = f32_results["test"]["mse"], bf16_results["test"]["mse"]
+        print(
+            f"seed {f32_config.seed}: test MSE float32 {f32_mse:.6f} "
+            f"({f32_results['train_seconds']:.0f} s), mixed_bfloat16 {bf16_mse:.6f} "
+            f"({bf16_results['train_seconds']:.0f} s): ratio {bf16_mse / f32_mse:.4f}",
+            flush=True,
+        )
+        pairs.append((f32_config.seed, f32_mse, bf16_mse, bf16_results["epochs"]))
+    steps = args.steps_per_epoch if not args.float32_run else f32_config.steps_per_epoch
+    tag = f"mnist10k,lambda_c=0,epochs={pairs[0][3]}" + (f",steps={steps}" if steps else "")
+    command = common.command_line("bench.bench_train_step", argv)
+    unit = "MSE per pixel on [0,1] (baseline: float32 model)"
+    if len(pairs) == 1:
+        seed, f32_mse, bf16_mse, _ = pairs[0]
+        return [
+            common.make_record(
+                f"train_bf16_test_mse[{tag},seed={seed}]", bf16_mse, unit, command, f32_mse
+            )
+        ]
+    records = [
+        common.make_record(
+            f"train_bf16_test_mse_per_seed[{tag},seed={seed}]", bf16_mse, unit, command, f32_mse
+        )
+        for seed, f32_mse, bf16_mse, _ in pairs
+    ]
+    f32_mean = sum(p[1] for p in pairs) / len(pairs)
+    bf16_mean = sum(p[2] for p in pairs) / len(pairs)
     print(
-        f"test MSE float32 {f32_mse:.6f} ({f32_results['train_seconds']:.0f} s), mixed_bfloat16 "
-        f"{bf16_mse:.6f} ({bf16_results['train_seconds']:.0f} s): ratio {bf16_mse / f32_mse:.4f} "
-        f"(target within 2%)",
+        f"mean over {len(pairs)} seeds: float32 {f32_mean:.6f}, mixed_bfloat16 {bf16_mean:.6f}: "
+        f"ratio {bf16_mean / f32_mean:.4f} (target within 2%)",
         flush=True,
     )
-    epochs = bf16_results["epochs"]
-    steps = bf16_config.steps_per_epoch
-    tag = f"mnist10k,lambda_c=0,epochs={epochs}" + (f",steps={steps}" if steps else "")
-    return [
+    seeds = ",".join(str(p[0]) for p in pairs)
+    records.append(
         common.make_record(
-            f"train_bf16_test_mse[{tag}]",
-            bf16_mse,
-            "MSE per pixel on [0,1] (baseline: float32 model)",
-            common.command_line("bench.bench_train_step", argv),
-            f32_mse,
+            f"train_bf16_test_mse[{tag},mean of seeds {seeds}]",
+            bf16_mean,
+            "mean MSE per pixel on [0,1] (baseline: mean of the float32 twins)",
+            command,
+            f32_mean,
         )
-    ]
+    )
+    return records
 
 
 def _untrained_classifier(directory: pathlib.Path) -> pathlib.Path:
@@ -703,9 +750,14 @@ def _parser() -> argparse.ArgumentParser:
     quality.add_argument("--float32_run", default=None, help="finished float32 lambda_c=0 run")
     quality.add_argument("--data_dir", default=str(common.REPO_ROOT.parent / "shared/data/mnist"))
     quality.add_argument("--classifier_dir", default=None)
-    quality.add_argument("--workdir", default=str(common.REPO_ROOT / "bench/runs/bf16_quality"))
+    quality.add_argument(
+        "--workdir", default=None, help="default bench/runs/bf16_quality (quick: bench/runs/quick/)"
+    )
     quality.add_argument("--epochs", type=int, default=None, help="default: preset (30)")
     quality.add_argument("--steps_per_epoch", type=int, default=None)
+    quality.add_argument(
+        "--seeds", default=None, help="comma-separated seeds of the twins (default 0,1,2; quick 0)"
+    )
     return parser
 
 
@@ -737,7 +789,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.warmup < 0 or args.block_seconds < 0:
         parser.error("--warmup and --block_seconds must be >= 0")
     if args.bf16_quality:
+        runs_root = common.REPO_ROOT / "bench" / "runs" / ("quick" if quick else "")
+        args.workdir = args.workdir or str(runs_root / "bf16_quality")
         args.untrained_classifier = quick and args.classifier_dir is None
+        if args.float32_run and args.seeds is not None:
+            parser.error("--seeds trains its own float32 twins; it cannot go with --float32_run")
+        try:
+            args.seeds = [int(s) for s in (args.seeds or ("0" if quick else "0,1,2")).split(",")]
+        except ValueError:
+            parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+        if args.float32_run:
+            args.seeds = [None]  # the run's own seed
         if quick and args.float32_run is None:
             args.epochs = args.epochs or 1
             args.steps_per_epoch = args.steps_per_epoch or 2

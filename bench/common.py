@@ -174,7 +174,7 @@ def write_results(path: str | os.PathLike, records: Sequence[Mapping[str, Any]])
 def read_results(directory: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
     """Reads every `*.json` in directory; returns {file stem: list of records}.
 
-    A file may hold one record (a dict, as bench_quantizer.py writes) or a list of them.
+    A file holds a list of records (a single dict, the older format, is accepted too).
     """
     out: dict[str, list[dict[str, Any]]] = {}
     directory = pathlib.Path(directory)
