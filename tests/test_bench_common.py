@@ -69,7 +69,7 @@ def test_make_record_keys_and_default_ratio():
 def test_write_and_read_results_round_trip(tmp_path):
     record = common.make_record("a", 1.0, "u", "c", machine_text="m", date="d")
     common.write_results(tmp_path / "one.json", [record])
-    (tmp_path / "single.json").write_text(json.dumps({**record, "name": "b"}))  # older single-record style
+    (tmp_path / "single.json").write_text(json.dumps({**record, "name": "b"}))  # older format
     results = common.read_results(tmp_path)
     assert results == {"one": [record], "single": [{**record, "name": "b"}]}
     with pytest.raises(ValueError, match="record keys"):
