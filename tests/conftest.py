@@ -73,3 +73,26 @@ def classifier_dir(tmp_path_factory) -> str:
     model = classifier_lib.train_classifier("digits", train, epochs=3, seed=0, verbose=0)
     classifier_lib.save_classifier(directory, model, "digits")
     return str(directory)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, classifier_dir) -> pathlib.Path:
+    """A finished tiny rdc-train run: digits, d=2, L=3, lambda_c=0.04, one epoch of two steps."""
+    from rdc_keras.trainers.runner import TrainConfig, train_run
+
+    workdir = tmp_path_factory.mktemp("tiny_run") / "run"
+    train_run(
+        TrainConfig(
+            workdir=str(workdir),
+            dataset="digits",
+            latent_dim=2,
+            num_levels=3,
+            lambda_c=0.04,
+            classifier_dir=classifier_dir,
+            epochs=1,
+            steps_per_epoch=2,
+            batch_size=32,
+            verbose=0,
+        )
+    )
+    return workdir

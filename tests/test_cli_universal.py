@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import FLAG_CASES_DRIVER
 
-from rdc_keras import data, runs
+from rdc_keras import runs
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROGRAM = "rdc-universal"
@@ -40,30 +40,9 @@ def _bad_cases(base: pathlib.Path, root: pathlib.Path) -> dict[str, tuple[list[s
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> pathlib.Path:
-    """A finished tiny rdc-train run with its own reference classifier."""
-    from rdc_keras.trainers import classifier as classifier_lib
-    from rdc_keras.trainers.runner import TrainConfig, train_run
-
-    root = tmp_path_factory.mktemp("base")
-    train = data.prepare(data.load_dataset("digits", "train"), 64, shuffle=True, seed=0)
-    model = classifier_lib.train_classifier("digits", train, epochs=1, verbose=0)
-    classifier_lib.save_classifier(root / "classifier", model, "digits")
-    train_run(
-        TrainConfig(
-            workdir=str(root / "run"),
-            dataset="digits",
-            latent_dim=2,
-            num_levels=3,
-            lambda_c=0.04,
-            classifier_dir=str(root / "classifier"),
-            epochs=1,
-            steps_per_epoch=2,
-            batch_size=32,
-            verbose=0,
-        )
-    )
-    return root / "run"
+def base(tiny_run) -> pathlib.Path:
+    """A finished tiny rdc-train run with a reference classifier (conftest)."""
+    return tiny_run
 
 
 def _digest(path: pathlib.Path) -> tuple[str, int]:
