@@ -1,7 +1,10 @@
 """Shared pytest fixtures: quiet TensorFlow, deterministic seeds, and the real MNIST test set."""
 
+import json
 import os
 import pathlib
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -39,6 +42,52 @@ for name, args in cases.items():
 with open(out_path, "w") as stream:
     json.dump(results, stream)
 """
+
+
+def run_binary(
+    program: str,
+    module: str,
+    root: pathlib.Path,
+    commands: dict[str, list[str]],
+    cases: dict[str, list[str]],
+    timeout: float = 400,
+) -> dict[str, tuple[int, str, str]]:
+    """Runs the console-script `commands` and the bad-flag `cases` of one binary, all at once.
+
+    `commands` are flag lists for the installed console script `program`; `cases` run through
+    FLAG_CASES_DRIVER (one process, `module`'s flags). Every process runs in `root`.
+
+    Returns:
+      {name: (exit code, stdout, stderr)}; driver cases have an empty stdout.
+    """
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    script = str(pathlib.Path(sys.executable).parent / program)
+    argvs = {name: [script, *flags] for name, flags in commands.items()}
+    driver_out = root / "driver.json"
+    argvs["driver"] = [
+        sys.executable,
+        "-c",
+        FLAG_CASES_DRIVER,
+        module,
+        program,
+        json.dumps(cases),
+        str(driver_out),
+    ]
+    processes = {
+        name: subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root
+        )
+        for name, argv in argvs.items()
+    }
+    out = {}
+    for name, process in processes.items():
+        stdout, stderr = process.communicate(timeout=timeout)
+        out[name] = (process.returncode, stdout, stderr)
+    code, _, stderr = out.pop("driver")
+    assert code == 0, stderr
+    for name, (code, stderr) in json.loads(driver_out.read_text()).items():
+        out[name] = (code, "", stderr)
+    return out
 
 
 def _mnist_dir() -> pathlib.Path:

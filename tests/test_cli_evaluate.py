@@ -6,14 +6,11 @@ cases run through the binary's `app.run` in one driver process. Both processes s
 """
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import FLAG_CASES_DRIVER
+from conftest import run_binary
 
 from rdc_keras import data, evaluation
 from rdc_keras.cli import evaluate as evaluate_cli
@@ -67,40 +64,11 @@ def _bad_cases(run: pathlib.Path, root: pathlib.Path, mnist: pathlib.Path) -> di
 @pytest.fixture(scope="module")
 def results(tiny_run, universal_dir, mnist_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_evaluate")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     cases = _bad_cases(tiny_run, root, mnist_dir)
     bad = {name: [*flags, f"--output={root / name}.json"] for name, (flags, _) in cases.items()}
-    commands = {
-        "both": [
-            str(pathlib.Path(sys.executable).parent / PROGRAM),
-            f"--run={tiny_run}",
-            f"--run={universal_dir}",
-            f"--seed={SEED}",
-            f"--output={root / 'both.json'}",
-        ],
-        "driver": [
-            sys.executable,
-            "-c",
-            FLAG_CASES_DRIVER,
-            "rdc_keras.cli.evaluate",
-            PROGRAM,
-            json.dumps(bad),
-            str(root / "driver.json"),
-        ],
-    }
-    processes = {
-        name: subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root
-        )
-        for name, command in commands.items()
-    }
-    out = {}
-    for name, process in processes.items():
-        stdout, stderr = process.communicate(timeout=400)
-        out[name] = (process.returncode, stdout, stderr)
-    assert out["driver"][0] == 0, out["driver"][2]
-    for name, (code, stderr) in json.loads((root / "driver.json").read_text()).items():
-        out[name] = (code, "", stderr)
+    both = [f"--run={tiny_run}", f"--run={universal_dir}", f"--seed={SEED}"]
+    commands = {"both": [*both, f"--output={root / 'both.json'}"]}
+    out = run_binary(PROGRAM, "rdc_keras.cli.evaluate", root, commands, bad)
     return {"root": root, "out": out}
 
 

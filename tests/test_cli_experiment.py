@@ -9,13 +9,10 @@ pays for one TensorFlow import instead of one per case. All processes start at o
 
 import dataclasses
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
-from conftest import FLAG_CASES_DRIVER
+from conftest import run_binary
 
 from rdc_keras import experiment
 
@@ -73,35 +70,14 @@ def results(tmp_path_factory):
     _recorded_study(root / "recorded")
     cases = {name: [*flags, f"--workdir={root / name}"] for name, (flags, _) in BAD.items()}
     cases["missing_workdir"] = []
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    script = str(pathlib.Path(sys.executable).parent / PROGRAM)
     commands = {
         # The console script itself: a flag-parsing error and a full pass through main().
-        "unknown_preset": [script, "--preset=cifar", f"--workdir={root / 'unknown_preset'}"],
-        "recorded": [script, *GOOD, f"--workdir={root / 'recorded'}"],
-        "driver": [
-            sys.executable,
-            "-c",
-            FLAG_CASES_DRIVER,
-            "rdc_keras.cli.experiment",
-            PROGRAM,
-            json.dumps({k: v for k, v in cases.items() if k != "unknown_preset"}),
-            str(root / "driver.json"),
-        ],
+        "unknown_preset": ["--preset=cifar", f"--workdir={root / 'unknown_preset'}"],
+        "recorded": [*GOOD, f"--workdir={root / 'recorded'}"],
     }
-    processes = {
-        name: subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root
-        )
-        for name, command in commands.items()
-    }
-    out = {}
-    for name, process in processes.items():
-        _, stderr = process.communicate(timeout=300)
-        out[name] = (process.returncode, stderr, root / name)
-    assert out.pop("driver")[0] == 0, out
-    for name, (code, stderr) in json.loads((root / "driver.json").read_text()).items():
-        out[name] = (code, stderr, root / name)
+    driver_cases = {k: v for k, v in cases.items() if k != "unknown_preset"}
+    ran = run_binary(PROGRAM, "rdc_keras.cli.experiment", root, commands, driver_cases, 300)
+    out = {name: (code, stderr, root / name) for name, (code, _, stderr) in ran.items()}
     return out
 
 

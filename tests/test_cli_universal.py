@@ -8,14 +8,11 @@ import), and one case runs the console script itself. All processes start at onc
 
 import hashlib
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import FLAG_CASES_DRIVER
+from conftest import run_binary
 
 from rdc_keras import runs
 
@@ -54,44 +51,20 @@ def results(base, tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_universal")
     weights = base / "encoder" / runs.WEIGHTS_FILE
     before = _digest(weights)
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    script = str(pathlib.Path(sys.executable).parent / PROGRAM)
     bad = {
         name: [*flags, f"--workdir={root / name}"]
         for name, (flags, _) in _bad_cases(base, root).items()
     }
     commands = {
         "heads": [
-            script,
             f"--base={base}",
             f"--workdir={root / 'heads'}",
             f"--lambda_c={','.join(LAMBDAS)}",
             *TINY,
         ],
-        "bad_enum": [script, f"--base={base}", "--workdir=x", "--mixed_precision=float8"],
-        "driver": [
-            sys.executable,
-            "-c",
-            FLAG_CASES_DRIVER,
-            "rdc_keras.cli.universal",
-            PROGRAM,
-            json.dumps(bad),
-            str(root / "driver.json"),
-        ],
+        "bad_enum": [f"--base={base}", "--workdir=x", "--mixed_precision=float8"],
     }
-    processes = {
-        name: subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root
-        )
-        for name, command in commands.items()
-    }
-    out = {}
-    for name, process in processes.items():
-        stdout, stderr = process.communicate(timeout=400)
-        out[name] = (process.returncode, stdout, stderr)
-    assert out["driver"][0] == 0, out["driver"][2]
-    for name, (code, stderr) in json.loads((root / "driver.json").read_text()).items():
-        out[name] = (code, "", stderr)
+    out = run_binary(PROGRAM, "rdc_keras.cli.universal", root, commands, bad)
     return {"root": root, "out": out, "weights_before": before, "weights": weights}
 
 
