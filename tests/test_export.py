@@ -445,6 +445,18 @@ def test_serving_graphs_use_only_stock_ops(exported, tfc_saved_model):
     assert "CreateRangeEncoder" not in export.saved_model_ops(export_dir / "encoder" / "1")
 
 
+def test_heads_are_exported_with_batch_norm_folded(exported):
+    export_dir, _ = exported
+    # Inference BatchNorm is Rsqrt/Mul in Keras' dense path and FusedBatchNorm in the conv path.
+    batch_norm_ops = {"Rsqrt", "FusedBatchNorm", "FusedBatchNormV3"}
+    for head_dir in sorted(export_dir.glob("heads/*/1")):
+        assert not batch_norm_ops & set(export.saved_model_ops(head_dir)), head_dir
+        metadata = json.loads((head_dir / "assets" / export.METADATA_FILE).read_text())
+        assert metadata["batch_norm_folded"] is True
+    # The encoder keeps its trained layers (its weights are fingerprinted): the check can fail.
+    assert batch_norm_ops & set(export.saved_model_ops(export_dir / "encoder" / "1"))
+
+
 # ------------------------------------------------------------------------------------------------
 # saved_model_cli show / run.
 
