@@ -6,6 +6,8 @@ signature -> int32 indices -> head signature -> image, on in-memory tf tensors:
 
 * images/s at batch 1, 64 and 1024 (blocks of back-to-back calls, median over rounds);
 * p50/p99 latency of one image (each call timed alone; all rounds pooled);
+* the head alone at batch 64, exported with its BatchNorm folded (the default) and as trained
+  (`export_run(fold_batch_norm=False)`), when the script makes its own export;
 * the FLOP-limited ceiling: the median float32 `tf.linalg.matmul` FLOP/s measured in the same
   run divided by the analytic forward FLOPs per image of encoder + decoder
   (`bench.common.inference_flops`). ``ratio`` is measured / ceiling for throughput and
@@ -46,24 +48,32 @@ from rdc_keras import export, networks
 __all__ = ["main", "make_export"]
 
 SEED = 0
+FOLDING_BATCH = 64
 
 
-def make_export(workdir: pathlib.Path, data_dir: str, run_dir: str | None = None) -> pathlib.Path:
+def make_export(
+    workdir: pathlib.Path,
+    data_dir: str,
+    run_dir: str | None = None,
+    name: str = "inference",
+    fold_batch_norm: bool = True,
+) -> pathlib.Path:
     """Exports `run_dir` (default: a fresh one-step MNIST-10k run) under workdir; returns it."""
     from rdc_keras import runs
     from rdc_keras.trainers import classifier as classifier_lib
     from rdc_keras.trainers.runner import TrainConfig, train_run
 
-    root = workdir / "exports" / "inference"
+    root = workdir / "exports" / name
     if (root / "manifest.json").exists() and run_dir is None:
         return root  # the one-step run is only a carrier of the architecture: reuse it
     if run_dir is None:
+        run_dir = str(workdir / "run")
+    if not (pathlib.Path(run_dir) / "results.json").exists():
         judge = workdir / "classifier"
         if not (judge / runs.NETWORK_FILE).exists():  # untrained: never used for a decision
             tf.keras.utils.set_random_seed(SEED)
             model = networks.classifier("mnist")
             classifier_lib.save_classifier(judge, model, "mnist", untrained=True)
-        run_dir = str(workdir / "run")
         train_run(
             TrainConfig(
                 workdir=run_dir,
@@ -78,11 +88,23 @@ def make_export(workdir: pathlib.Path, data_dir: str, run_dir: str | None = None
                 verbose=0,
             )
         )
-    export.export_run(run_dir, workdir / "exports", "inference")
+    export.export_run(run_dir, workdir / "exports", name, fold_batch_norm=fold_batch_norm)
     return root
 
 
-def _contenders(encoder_fn, head_fn, image_shape, batches, args) -> tuple[dict, dict]:
+def _throughput(call, calls: int, batch: int):
+    def throughput() -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        return batch * calls / (time.perf_counter() - start)
+
+    return throughput
+
+
+def _contenders(
+    encoder_fn, head_fn, image_shape, batches, args, unfolded_head_fn=None
+) -> tuple[dict, dict]:
     rng = np.random.RandomState(SEED)
 
     def inputs(n: int):
@@ -107,14 +129,16 @@ def _contenders(encoder_fn, head_fn, image_shape, batches, args) -> tuple[dict, 
         call = lambda images=images, seeds=seeds: serve(images, seeds).numpy()  # noqa: E731
         calls = args.calls or block_size(call, args.block_seconds)
         sizes[f"batch={batch}"] = calls
+        contenders[f"batch={batch}"] = _throughput(call, calls, batch)
 
-        def throughput(call=call, calls=calls, batch=batch) -> float:
-            start = time.perf_counter()
-            for _ in range(calls):
-                call()
-            return batch * calls / (time.perf_counter() - start)
-
-        contenders[f"batch={batch}"] = throughput
+    if unfolded_head_fn is not None:  # the head alone, BatchNorm folded or not (A/B)
+        indices = tf.constant(rng.randint(0, 3, (FOLDING_BATCH, 3)).astype("int32"))
+        seeds = tf.range(FOLDING_BATCH, dtype=tf.int64)
+        for label, fn in (("head_folded", head_fn), ("head_unfolded", unfolded_head_fn)):
+            call = lambda fn=fn: fn(indices=indices, seeds=seeds)["images"].numpy()  # noqa: E731
+            calls = args.calls or block_size(call, args.block_seconds)
+            sizes[label] = calls
+            contenders[label] = _throughput(call, calls, FOLDING_BATCH)
 
     one_image, one_seed = inputs(1)
     per_round = max(1, args.latency_calls // args.repeats)
@@ -188,21 +212,33 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         parser.error("--calls must be >= 1")
 
     root = pathlib.Path(args.export) if args.export else None
+    unfolded_head = None
     if root is None:
-        root = make_export(pathlib.Path(args.workdir), args.data_dir, args.run)
+        workdir = pathlib.Path(args.workdir)
+        root = make_export(workdir, args.data_dir, args.run)
+        unfolded = make_export(
+            workdir, args.data_dir, args.run, name="inference-unfolded", fold_batch_norm=False
+        )
     encoder = export.load_encoder(root)
     heads = sorted(p for p in (root / "heads").iterdir() if not p.name.startswith("."))
     if not heads:
         raise SystemExit(f"{root}: no heads exported")
     head_dir = root / "heads" / args.head if args.head else heads[0]
     head = export.load_head(head_dir, encoder)
+    if not args.export:
+        unfolded_head = export.load_head(unfolded / "heads" / head_dir.name, encoder)
     preset = encoder.metadata["preset"]
     flops = common.inference_flops(
         common.model_flops(networks.encoder(preset, encoder.latent_dim)),
         common.model_flops(networks.decoder(preset, encoder.latent_dim)),
     )
     contenders, sizes = _contenders(
-        encoder.signature, head.signature, encoder.image_shape, batches, args
+        encoder.signature,
+        head.signature,
+        encoder.image_shape,
+        batches,
+        args,
+        unfolded_head.signature if unfolded_head else None,
     )
     print(
         f"{root} (head {head_dir.name}): {flops / 1e6:.1f} MFLOP/image forward; calls per "
@@ -247,6 +283,23 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 command,
                 ceiling_ms,
                 ratio=ceiling_ms / (value * 1e3),
+                machine_text=text,
+                date=date,
+            )
+        )
+    if unfolded_head is not None:
+        folded, unfolded = (common.median(results[k]) for k in ("head_folded", "head_unfolded"))
+        print(
+            f"  head alone at batch {FOLDING_BATCH}: BatchNorm folded {folded:.1f} images/s, "
+            f"as trained {unfolded:.1f} images/s ({folded / unfolded:.3f}x)"
+        )
+        records.append(
+            common.make_record(
+                f"head_batch_norm_folding_speedup[batch={FOLDING_BATCH}]",
+                folded,
+                "images/s through the head alone (baseline: the head exported unfolded)",
+                command,
+                unfolded,
                 machine_text=text,
                 date=date,
             )

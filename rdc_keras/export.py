@@ -430,6 +430,7 @@ def export_run(
     prior_split: str = "train",
     seed: int = 0,
     serving_base_path: str | None = None,
+    fold_batch_norm: bool = True,
     verbose: int = 0,
 ) -> dict[str, Any]:
     """Exports an encoder and its heads as TF Serving SavedModels; returns the manifest.
@@ -449,6 +450,8 @@ def export_run(
       seed: base dither seed of the prior estimate (image i gets seed + i, as in the codec).
       serving_base_path: directory under which TF Serving sees `<name>` (e.g. "/models" in a
         container); default: the absolute export path on this machine.
+      fold_batch_norm: fold each head's BatchNorm into the preceding layer (faster serving,
+        outputs equal up to float rounding); False exports the heads' layers as trained.
       verbose: 1 prints one line per written model.
 
     Returns:
@@ -564,15 +567,15 @@ def export_run(
                     "classifier_mode": head.get("classifier_mode"),
                     "test": head.get("test", {}),
                     "signature": _signature_record("head", image_shape, latent_dim),
-                    "batch_norm_folded": True,
+                    "batch_norm_folded": bool(fold_batch_norm),
                     "source": str(path.resolve()),
                 }
-                # BatchNorm folded into the preceding layers: ~12% faster MNIST heads, outputs
-                # equal up to float rounding. (The encoder is exported as trained: its weights
-                # are fingerprinted and its indices must match the training-time encoder's.)
+                # BatchNorm folded into the preceding layers: faster heads, outputs equal up to
+                # float rounding. (The encoder is exported as trained: its weights are
+                # fingerprinted and its indices must match the training-time encoder's.)
                 head_module = _ServingModule(
                     "head",
-                    folding.fold_batch_norm(decoder),
+                    folding.fold_batch_norm(decoder) if fold_batch_norm else decoder,
                     num_levels,
                     latent_dim,
                     image_shape,

@@ -457,6 +457,23 @@ def test_heads_are_exported_with_batch_norm_folded(exported):
     assert batch_norm_ops & set(export.saved_model_ops(export_dir / "encoder" / "1"))
 
 
+def test_heads_can_be_exported_as_trained(runs_dir, tmp_path, sample_images):
+    export.export_run(runs_dir / "a", tmp_path, "plain", fold_batch_norm=False)
+    folded_root = tmp_path / "folded"
+    export.export_run(runs_dir / "a", folded_root, "folded")
+    seeds = np.arange(len(sample_images), dtype=np.int64)
+    outputs = []
+    for root in (tmp_path / "plain", folded_root / "folded"):
+        (head_dir,) = sorted(root.glob("heads/*/1"))
+        metadata = json.loads((head_dir / "assets" / export.METADATA_FILE).read_text())
+        assert metadata["batch_norm_folded"] is (root.name == "folded")
+        encoder = export.load_encoder(root)
+        head = export.load_head(head_dir.parent, encoder)
+        outputs.append(head.decode(encoder.encode(sample_images, seeds), seeds))
+    assert "Rsqrt" in export.saved_model_ops(sorted((tmp_path / "plain").glob("heads/*/1"))[0])
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------
 # saved_model_cli show / run.
 

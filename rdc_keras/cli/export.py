@@ -41,6 +41,9 @@ def _define_flags() -> None:
     flags.DEFINE_string(
         "serving_base_path", None, "Where TF Serving sees the export root (e.g. /models)."
     )
+    flags.DEFINE_boolean(
+        "fold_batch_norm", True, "Fold each head's BatchNorm into its preceding layer (faster)."
+    )
     flags.DEFINE_integer("verbose", 1, "0: only the JSON summary; 1: one line per model.")
 
 
@@ -60,6 +63,7 @@ def main(argv: list[str]) -> None:
         prior_split=FLAGS.prior_split,
         seed=FLAGS.seed,
         serving_base_path=FLAGS.serving_base_path,
+        fold_batch_norm=FLAGS.fold_batch_norm,
         verbose=FLAGS.verbose,
     )
     summary = {
