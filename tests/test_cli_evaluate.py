@@ -7,6 +7,7 @@ cases run through the binary's `app.run` in one driver process. Both processes s
 
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -123,8 +124,14 @@ def test_head_filter_and_seed(tiny_run, universal_dir, written):
     assert other["heads"][0]["mse"] != same["mse"]  # another dither
 
 
-def test_find_runs_expands_a_work_directory(tiny_run, universal_dir):
+def test_find_runs_expands_directories_above_runs(tiny_run, universal_dir, tmp_path):
     assert evaluate_cli.find_runs([tiny_run, universal_dir]) == [tiny_run, universal_dir / HEAD]
+    study = tmp_path / "study"  # a study: nested runs, and results.json files that are not runs
+    nested = study / "e2e" / "d2-L3" / "c0.04"
+    shutil.copytree(tiny_run, nested)
+    (study / "results.json").write_text("{}")
+    (study / "saved_models" / "heads").mkdir(parents=True)  # an export tree is not a run
+    assert evaluate_cli.find_runs([study]) == [nested]
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,14 @@ Examples:
     rdc-evaluate --run=runs/mnist10k-c0.015 --run=runs/mnist10k-universal \
         --w1_steps=500 --output=runs/evaluation.json
 
-`--run` takes an `rdc-train` run, an `rdc-universal` head run, or an `rdc-universal` work
-directory (every run below it). Each head is decoded from the encoder it was trained on (the
-run's own, or the frozen one an `rdc-universal` head records) and refused if the encoder's
-fingerprint differs from the one the head recorded. All heads are scored by
-`rdc_keras.evaluation.evaluate` with the same reference classifier (the first run's, unless
-`--classifier_dir`), the same split and the same dither seeds (image i: seed + i), so their
-numbers are comparable. Prints one line per head and writes JSON (config, units, one record per
-head) to `--output`, atomically.
+`--run` takes an `rdc-train` run, an `rdc-universal` head run, or any directory above runs (an
+`rdc-universal` work directory, a whole `rdc-experiment` study): every run below it. Each head is
+decoded from the encoder it was trained on (the run's own, or the frozen one an `rdc-universal`
+head records) and refused if the encoder's fingerprint differs from the one the head recorded. All
+heads are scored by `rdc_keras.evaluation.evaluate` with the same reference classifier (the first
+run's, unless `--classifier_dir`), the same split and the same dither seeds (image i: seed + i), so
+their numbers are comparable. Prints one line per head and writes JSON (config, units, one record
+per head) to `--output`, atomically.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ UNITS = {
 
 def _define_flags() -> None:
     flags.DEFINE_multi_string(
-        "run", [], "Run directory, or an rdc-universal work directory (repeatable)."
+        "run", [], "Run directory, or a directory above runs, e.g. a study (repeatable)."
     )
     flags.DEFINE_list("head", None, "Only these head names (default: every head).")
     flags.DEFINE_string("dataset", None, "Dataset (default: the first run's).")
@@ -58,20 +58,27 @@ def _define_flags() -> None:
     flags.DEFINE_integer("verbose", 1, "0: only the output file; 1: one line per head.")
 
 
+def _is_run(path: pathlib.Path) -> bool:
+    return all((path / name).exists() for name in ("config.json", "results.json", "heads"))
+
+
 def find_runs(paths: list[str | pathlib.Path]) -> list[pathlib.Path]:
-    """Expands each path to finished runs: itself, or the runs directly below it.
+    """Expands each path to finished runs: itself, or every run below it (e.g. a whole study).
+
+    A run is a directory with config.json, results.json and heads/ (what rdc-train,
+    rdc-universal and rdc-experiment write for every model).
 
     Raises:
       ValueError: a path holds no finished run.
     """
     found = []
     for path in map(pathlib.Path, paths):
-        if (path / "results.json").is_file():
+        if _is_run(path):
             found.append(path)
             continue
-        below = sorted(p.parent for p in path.glob("*/results.json"))
+        below = sorted({p.parent for p in path.rglob("heads") if _is_run(p.parent)})
         if not below:
-            raise ValueError(f"--run={path}: not a finished run (no results.json in it or below)")
+            raise ValueError(f"--run={path}: not a finished run (none in it or below)")
         found.extend(below)
     return found
 
