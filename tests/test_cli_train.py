@@ -237,3 +237,23 @@ def test_nan_stops_with_one_line_and_keeps_last_good_backup(tmp_path, classifier
     ]
     assert len(floats) > 20
     assert all(np.all(np.isfinite(value)) for value in floats)
+
+
+def test_nan_in_the_first_epoch_says_nothing_was_kept(tmp_path, classifier_dir):
+    workdir = tmp_path / "nan1"
+    result = _run(
+        [
+            f"--workdir={workdir}",
+            f"--classifier_dir={classifier_dir}",
+            "--epochs=2",
+            "--steps_per_epoch=10",
+            "--batch_size=16",
+            "--lr_generator=1e36",
+            "--lr_critic=1e36",
+        ]
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert "in epoch 1" in errors[0] and "no epoch had finished" in errors[0], errors
+    assert "backup" not in errors[0]

@@ -224,3 +224,34 @@ def test_mixed_bfloat16_run_restores_the_global_policy(tmp_path, classifier_dir)
     assert all(np.isfinite(v) for v in results["test"].values())
     stored = runs.read_json(tmp_path / "bf16" / "config.json")["config"]
     assert stored["mixed_precision"] == "mixed_bfloat16"
+
+
+def test_crash_while_saving_resumes_without_training_again(
+    tmp_path, classifier_dir, monkeypatch, capsys
+):
+    """A kill after the last epoch (during the final evaluate/save) must not cost the training."""
+    config = runner.TrainConfig(
+        workdir=str(tmp_path / "run"), classifier_dir=classifier_dir, **SMALL
+    )
+    save_outputs = runner._save_outputs
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(runner, "_save_outputs", crash)
+    with pytest.raises(KeyboardInterrupt):
+        runner.train_run(config)
+    workdir = tmp_path / "run"
+    assert list((workdir / "backup").rglob("*.index"))  # the last epoch's state survived
+    logged = (workdir / "metrics.jsonl").read_text().splitlines()
+    assert len(logged) == SMALL["epochs"]
+
+    monkeypatch.setattr(runner, "_save_outputs", save_outputs)
+    capsys.readouterr()
+    results = runner.train_run(runner.TrainConfig(**dict(vars(config), verbose=1)))
+    printed = capsys.readouterr().out
+    assert "epoch " not in printed, printed  # no epoch was trained again
+    assert (workdir / "metrics.jsonl").read_text().splitlines() == logged
+    assert results == runs.read_json(workdir / "results.json")
+    assert results["epochs"] == SMALL["epochs"]
+    assert not (workdir / "backup").exists()  # removed once the results are written

@@ -10,6 +10,8 @@ Re-running the same command after an interruption resumes after the last finishe
 
 from __future__ import annotations
 
+import pathlib
+
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
@@ -123,9 +125,10 @@ def main(argv: list[str]) -> None:
     try:
         train_run(config)
     except TrainingDivergedError as error:
-        raise ValueError(
-            f"{error}; the last good epoch is kept in {config.workdir}/backup"
-        ) from error
+        backup = pathlib.Path(config.workdir) / "backup"
+        if any(backup.rglob("*.index")):
+            raise ValueError(f"{error}; the last good epoch is kept in {backup}") from error
+        raise ValueError(f"{error}; no epoch had finished (nothing was kept)") from error
 
 
 def run() -> None:

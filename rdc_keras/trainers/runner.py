@@ -557,7 +557,9 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
         # metrics.jsonl before the backup: a kill between the two redoes that epoch on resume
         # (its line is rewritten) instead of leaving the epoch out of metrics.jsonl.
         _EpochLog(workdir / "metrics.jsonl", epochs, config.verbose),
-        tf.keras.callbacks.BackupAndRestore(str(workdir / "backup")),
+        # Kept after fit (removed once results.json exists): a kill during the final evaluate
+        # and save resumes at the last epoch instead of training the run again.
+        tf.keras.callbacks.BackupAndRestore(str(workdir / "backup"), delete_checkpoint=False),
         # No graph: writing it at the first batch cost ~0.3 s per run and tripped Keras'
         # "callback is slow" warning on small batches.
         tf.keras.callbacks.TensorBoard(
