@@ -212,11 +212,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         parser.error("--calls must be >= 1")
 
     root = pathlib.Path(args.export) if args.export else None
-    unfolded_head = None
+    unfolded_root = None  # the same run exported with the heads as trained (own exports only)
     if root is None:
         workdir = pathlib.Path(args.workdir)
         root = make_export(workdir, args.data_dir, args.run)
-        unfolded = make_export(
+        unfolded_root = make_export(
             workdir, args.data_dir, args.run, name="inference-unfolded", fold_batch_norm=False
         )
     encoder = export.load_encoder(root)
@@ -225,8 +225,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         raise SystemExit(f"{root}: no heads exported")
     head_dir = root / "heads" / args.head if args.head else heads[0]
     head = export.load_head(head_dir, encoder)
-    if not args.export:
-        unfolded_head = export.load_head(unfolded / "heads" / head_dir.name, encoder)
+    unfolded_head = None
+    if unfolded_root is not None:
+        unfolded_head = export.load_head(unfolded_root / "heads" / head_dir.name, encoder)
     preset = encoder.metadata["preset"]
     flops = common.inference_flops(
         common.model_flops(networks.encoder(preset, encoder.latent_dim)),

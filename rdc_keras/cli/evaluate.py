@@ -217,7 +217,7 @@ def main(argv: list[str]) -> None:
     from rdc_keras import runs
 
     if not FLAGS.run:
-        raise ValueError("give --run (a finished run or an rdc-universal work directory)")
+        raise ValueError("give --run (a finished run, or a directory above runs such as a study)")
     if FLAGS.w1_steps < 0 or FLAGS.batch_size < 1:
         raise ValueError("--w1_steps must be >= 0 and --batch_size >= 1")
     results = evaluate_runs(

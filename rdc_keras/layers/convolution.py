@@ -17,8 +17,6 @@ Conv2DBackpropFilter for the kernel). Weights, shapes and configuration are thos
 
 from __future__ import annotations
 
-from typing import Any
-
 import tensorflow as tf
 
 __all__ = ["MAX_TAPS_FILTERS", "TapsConv2DTranspose", "transpose_conv_taps"]
@@ -95,6 +93,3 @@ class TapsConv2DTranspose(tf.keras.layers.Conv2DTranspose):
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
-
-    def get_config(self) -> dict[str, Any]:
-        return super().get_config()
