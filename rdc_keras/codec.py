@@ -1,6 +1,6 @@
 """The `.rdc` bitstream: many images' quantization indices in one checksummed file.
 
-The sender runs the exported encoder (`rdc_keras.export`) on N images with dither seeds
+The sender runs the exported encoder (`rdc_keras.serving`) on N images with dither seeds
 seed, seed + 1, ..., seed + N - 1 and stores the int32 [N, d] indices in a container; the
 receiver rebuilds the same seeds, decodes the indices and runs an exported head. Layout
 (big-endian, 58-byte header, then the payload, then a CRC32 of everything before it)::
@@ -13,8 +13,8 @@ receiver rebuilds the same seeds, decodes the indices and runs an exported head.
 Payload methods (the smallest one is chosen unless forced):
 
 * dithered (2): one range-coded stream of all N * d indices, image-major, index (i, j) coded
-  with P(k | u_ij), the table of dimension j for the bin of its dither u_ij (`offset_bins`) in the
-  encoder export's dither-conditional prior (`rdc_keras.export.dithered_prior`). The receiver
+  with P(k | u_ij), the table of dimension j for the bin of its dither u_ij
+  (`rdc_keras.prior.table_index`) in the encoder export's dither-conditional prior. The receiver
   regenerates u from the seeds, so conditioning costs nothing and codes at about H(K | U), the
   rate of universal quantization, instead of H(K).
 * range (1): the same stream coded with the per-dimension table j of the export's marginal prior
@@ -30,13 +30,20 @@ header is bounded before anything is allocated, the CRC covers header and payloa
 payload decoders accept only canonical encodings (a range-coded payload must re-encode to the
 same bytes; a packed chunk must be < L**n with zero padding), so even a payload altered with a
 recomputed CRC is refused unless it is exactly the encoding of other valid indices.
+
+This module owns the container and the range coding; it calls the owners of the rest:
+`rdc_keras.prior` selects and validates the stored tables and picks each index's table,
+`rdc_keras.packing` packs fixed-length payloads (and defines `BitstreamError`),
+`rdc_keras.images.check_images` validates image batches (these names are re-exported here),
+`rdc_keras.layers` gives the seeds, dithers and rate bound (imported lazily: parsing and
+fixed-length files need no TensorFlow) and `rdc_keras.serving` loads exports given as paths.
+(Length: about 490 lines, because the container layout, its bounds, the canonical-encoding
+checks and both range-coded methods are one format, documented and checked in one file.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import numbers
 import os
 import struct
@@ -44,6 +51,10 @@ import zlib
 from typing import Any
 
 import numpy as np
+
+from rdc_keras import prior
+from rdc_keras.images import check_images
+from rdc_keras.packing import BitstreamError, fixed_length_bits, pack_fixed, unpack_fixed
 
 __all__ = [
     "FORMAT_VERSION",
@@ -60,7 +71,6 @@ __all__ = [
     "describe",
     "encode_indices",
     "fixed_length_bits",
-    "offset_bins",
     "pack_fixed",
     "parse",
     "range_decode",
@@ -84,14 +94,9 @@ MAX_LEVELS = 256
 MAX_LATENT_DIM = 4096
 MAX_SYMBOLS = 2**26  # N * d: at most 256 MiB of int32 indices
 _INT64_MAX = 2**63 - 1
-_CHUNK = 4096  # symbols per fixed-length chunk
 # Slack of the range-coded length bound: the coder can end a stream a few bytes before the
 # information content of its symbols (32-bit state plus flushing), never 64 bits before it.
 _RANGE_SLACK_BITS = 64
-
-
-class BitstreamError(ValueError):
-    """A damaged, truncated, foreign or unsupported `.rdc` file."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,112 +116,9 @@ class Header:
     @property
     def seeds(self) -> np.ndarray:
         """int64 dither seeds of the N images: seed + i."""
-        return self.seed + np.arange(self.count, dtype=np.int64)
+        from rdc_keras.layers import image_seeds
 
-
-# ------------------------------------------------------------------------------------------------
-# Fixed-length packing (numpy and Python integers only).
-
-
-@functools.lru_cache(maxsize=256)
-def _chunk_bits(num_symbols: int, num_levels: int) -> int:
-    """ceil(num_symbols * log2 L), exactly: the bit length of L**n - 1."""
-    return (num_levels**num_symbols - 1).bit_length()
-
-
-def fixed_length_bits(num_symbols: int, num_levels: int) -> int:
-    """Payload bits of `num_symbols` L-ary symbols packed as fixed-length chunks."""
-    full, rest = divmod(int(num_symbols), _CHUNK)
-    bits = full * _chunk_bits(_CHUNK, num_levels)
-    return bits + (_chunk_bits(rest, num_levels) if rest else 0)
-
-
-@functools.lru_cache(maxsize=256)
-def _block(num_levels: int) -> tuple[int, int]:
-    """(k, L**k): the most base-L digits whose value fits below 2**63 (a numpy uint64 lane)."""
-    k = 1
-    while num_levels ** (k + 1) < 2**63:
-        k += 1
-    return k, num_levels**k
-
-
-def _powers(num_levels: int, k: int) -> np.ndarray:
-    return np.array([num_levels ** (k - 1 - i) for i in range(k)], np.uint64)
-
-
-def _chunk_value(digits: np.ndarray, num_levels: int) -> int:
-    """The integer whose base-L digits (most significant first) are `digits`."""
-    k, base = _block(num_levels)
-    head = len(digits) % k
-    value = int(digits[:head].astype(np.uint64) @ _powers(num_levels, head)) if head else 0
-    body = digits[head:].astype(np.uint64).reshape(-1, k) @ _powers(num_levels, k)
-    for block in body.tolist():
-        value = value * base + block
-    return value
-
-
-def _chunk_digits(value: int, n: int, num_levels: int) -> np.ndarray:
-    """Inverse of `_chunk_value` for a value < L**n: n base-L digits, most significant first."""
-    k, base = _block(num_levels)
-    blocks = []
-    for _ in range(n // k):
-        value, block = divmod(value, base)
-        blocks.append(block)
-    head = n % k
-    digits = []
-    if head:
-        digits.append((value // _powers(num_levels, head).astype(object)) % num_levels)
-    if blocks:
-        body = np.array(blocks[::-1], np.uint64)[:, None] // _powers(num_levels, k)[None, :]
-        digits.append((body % np.uint64(num_levels)).ravel())
-    return np.concatenate(digits).astype(np.int32) if digits else np.zeros(0, np.int32)
-
-
-def _int_to_bits(value: int, num_bits: int) -> np.ndarray:
-    raw = np.frombuffer(value.to_bytes((num_bits + 7) // 8, "big"), np.uint8)
-    return np.unpackbits(raw)[-num_bits:] if num_bits else np.zeros(0, np.uint8)
-
-
-def _bits_to_int(bits: np.ndarray) -> int:
-    padded = np.concatenate([np.zeros((-len(bits)) % 8, np.uint8), bits])
-    return int.from_bytes(np.packbits(padded).tobytes(), "big")
-
-
-def pack_fixed(symbols: np.ndarray, num_levels: int) -> bytes:
-    """Packs L-ary symbols (flat, values in [0, L)) into `fixed_length_bits` bits, zero-padded."""
-    symbols = np.asarray(symbols).ravel()
-    if symbols.size and (symbols.min() < 0 or symbols.max() >= num_levels):
-        raise ValueError(f"symbols must lie in [0, {num_levels})")
-    pieces = []
-    for start in range(0, symbols.size, _CHUNK):
-        chunk = symbols[start : start + _CHUNK]
-        pieces.append(
-            _int_to_bits(_chunk_value(chunk, num_levels), _chunk_bits(len(chunk), num_levels))
-        )
-    bits = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
-    return np.packbits(bits).tobytes()
-
-
-def unpack_fixed(payload: bytes, num_symbols: int, num_levels: int) -> np.ndarray:
-    """Inverse of `pack_fixed`; raises BitstreamError unless payload is its canonical output."""
-    total = fixed_length_bits(num_symbols, num_levels)
-    if len(payload) != (total + 7) // 8:
-        raise BitstreamError(
-            f"fixed-length payload has {len(payload)} bytes, expected {(total + 7) // 8}"
-        )
-    bits = np.unpackbits(np.frombuffer(payload, np.uint8))
-    if bits[total:].any():
-        raise BitstreamError("fixed-length payload has non-zero padding bits")
-    out, offset = [], 0
-    for start in range(0, num_symbols, _CHUNK):
-        n = min(_CHUNK, num_symbols - start)
-        width = _chunk_bits(n, num_levels)
-        value = _bits_to_int(bits[offset : offset + width])
-        if value >= num_levels**n:
-            raise BitstreamError("fixed-length payload holds a value out of range for L levels")
-        out.append(_chunk_digits(value, n, num_levels))
-        offset += width
-    return np.concatenate(out) if out else np.zeros(0, np.int32)
+        return image_seeds(self.seed, self.count)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -231,72 +133,6 @@ def _tfc():
             "range-coded .rdc payloads need tensorflow-compression==2.14.1"
         ) from error
     return tfc
-
-
-def _prior_tables(meta: dict[str, Any], method: str) -> dict[str, Any]:
-    """The export's prior for a range-coded method: the marginal or the dither-conditional one."""
-    prior = meta.get("prior") or {}
-    if method == "dithered":
-        prior = prior.get("dithered")
-        if not prior:
-            raise ValueError(
-                "the encoder export has no dither-conditional prior (exported by an older "
-                "rdc_keras; export it again)"
-            )
-    return prior
-
-
-def _check_prior(
-    prior: dict[str, Any], num_levels: int, latent_dim: int, method: str = "range"
-) -> np.ndarray:
-    """Validates stored CDF tables; returns the range coder's lookup [tables, L + 2] int32.
-
-    "range": d tables (row j for dimension j); "dithered": d * bins tables (row j * bins + b).
-    """
-    try:
-        precision = int(prior["precision"])
-        cdf = np.asarray(prior["cdf"], np.int64)
-        bins = int(prior["offset_bins"]) if method == "dithered" else None
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"encoder export has no usable prior tables ({error})") from error
-    expected = (latent_dim, num_levels + 1) if bins is None else (latent_dim, bins, num_levels + 1)
-    if not 1 <= precision <= 16 or cdf.shape != expected or (bins is not None and bins < 1):
-        raise ValueError(
-            f"encoder export prior: expected CDF tables of shape {expected} at 1..16 bits, got "
-            f"shape {cdf.shape} at {precision} bits"
-        )
-    cdf = cdf.reshape(-1, num_levels + 1)
-    if (cdf[:, 0] != 0).any() or (cdf[:, -1] != 2**precision).any() or (np.diff(cdf) < 1).any():
-        raise ValueError("encoder export prior: CDF rows must rise strictly from 0 to 2**precision")
-    lookup = np.concatenate([np.full((len(cdf), 1), precision), cdf], axis=1)
-    return lookup.astype(np.int32)
-
-
-def offset_bins(dithers: np.ndarray, num_levels: int, bins: int) -> np.ndarray:
-    """int32 bin b of each dither u in [-1/(L-1), 1/(L-1)): floor((u + step/2) / step * bins).
-
-    Computed in float64 from the exact float32 dither (basic IEEE operations only), so sender
-    and receiver agree on every bin in every process.
-    """
-    step = 2.0 / (num_levels - 1)
-    position = (np.asarray(dithers, np.float32).astype(np.float64) + step / 2) / step * bins
-    return np.clip(np.floor(position), 0, bins - 1).astype(np.int32)
-
-
-def _table_index(seeds: np.ndarray, num_levels: int, latent_dim: int, bins: int) -> np.ndarray:
-    """Row of the dithered lookup for every index [N, d]: j * bins + offset bin of u_ij."""
-    from rdc_keras.layers import dither
-
-    dithers = dither(np.asarray(seeds, np.int64), latent_dim, num_levels).numpy()
-    return np.arange(latent_dim, dtype=np.int32) * bins + offset_bins(dithers, num_levels, bins)
-
-
-def _min_bits_per_image(lookup: np.ndarray, latent_dim: int) -> float:
-    """Fewest bits any image can cost: sum over dimensions j of min over j's tables of
-    -log2 (largest probability in the table)."""
-    precision = lookup[:, 0].astype(np.float64)
-    top = np.diff(lookup[:, 1:], axis=1).max(axis=1).astype(np.float64)
-    return float(np.sum(np.min((precision - np.log2(top)).reshape(latent_dim, -1), axis=1)))
 
 
 def range_encode(
@@ -457,7 +293,9 @@ def parse(data: bytes) -> tuple[Header, bytes]:
 def describe(data: bytes) -> dict[str, Any]:
     """Sizes of a container: payload bits per image vs the fixed-rate bound d * log2 L."""
     header, payload = parse(data)
-    bound = header.latent_dim * math.log2(header.num_levels)
+    from rdc_keras.layers import rate_bits
+
+    bound = rate_bits(header.latent_dim, header.num_levels)
     bits = 8 * len(payload) / header.count
     return {
         "count": header.count,
@@ -488,12 +326,20 @@ def _metadata(encoder: Any) -> dict[str, Any]:
     return encoder.metadata if hasattr(encoder, "metadata") else dict(encoder)
 
 
+def _table_rows(header: Header, stored: dict[str, Any]) -> np.ndarray:
+    """Row of the dithered lookup for every index [N, d], from the dithers of the header's seeds."""
+    from rdc_keras.layers import dither
+
+    dithers = dither(header.seeds, header.latent_dim, header.num_levels).numpy()
+    return prior.table_index(dithers, header.num_levels, int(stored["offset_bins"]))
+
+
 def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "auto") -> bytes:
     """Wraps int32 [N, d] indices (made with seeds seed + i) in an `.rdc` container.
 
     Args:
       indices: the exported encoder's output for N images.
-      encoder: the encoder export (`rdc_keras.export.ExportedModel`) or its metadata dict.
+      encoder: the encoder export (`rdc_keras.serving.ExportedModel`) or its metadata dict.
       seed: base dither seed the indices were made with.
       method: "auto" (the smallest payload), "dithered", "range" or "fixed". "auto" tries
         "dithered" only when the export has a dither-conditional prior.
@@ -525,16 +371,16 @@ def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "
     if method in ("auto", "fixed"):
         payloads["fixed"] = pack_fixed(indices, num_levels)
     if method in ("auto", "range"):
-        prior = _prior_tables(meta, "range")
-        lookup = _check_prior(prior, num_levels, latent_dim)
+        stored = prior.select(meta, "range")
+        lookup = prior.lookup(stored, num_levels, latent_dim, "range")
         payloads["range"] = range_encode(indices.astype(np.int32), lookup)
-        digests["range"] = prior["digest"]
+        digests["range"] = stored["digest"]
     if method == "dithered" or (method == "auto" and meta.get("prior", {}).get("dithered")):
-        prior = _prior_tables(meta, "dithered")
-        lookup = _check_prior(prior, num_levels, latent_dim, "dithered")
-        table_index = _table_index(header.seeds, num_levels, latent_dim, int(prior["offset_bins"]))
-        payloads["dithered"] = range_encode(indices.astype(np.int32), lookup, table_index)
-        digests["dithered"] = prior["digest"]
+        stored = prior.select(meta, "dithered")
+        lookup = prior.lookup(stored, num_levels, latent_dim, "dithered")
+        rows = _table_rows(header, stored)
+        payloads["dithered"] = range_encode(indices.astype(np.int32), lookup, rows)
+        digests["dithered"] = stored["digest"]
     chosen = min(payloads, key=lambda name: (len(payloads[name]), METHODS[name]))
     payload = payloads[chosen]
     header = dataclasses.replace(
@@ -570,24 +416,21 @@ def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
         symbols = unpack_fixed(payload, num_symbols, header.num_levels)
         return header, symbols.reshape(header.count, header.latent_dim)
     try:
-        prior = _prior_tables(meta, header.method)
+        stored = prior.select(meta, header.method)
     except ValueError as error:
         raise BitstreamError(f"file is coded with method {header.method!r}, but {error}") from None
-    if header.prior_digest != prior["digest"]:
+    if header.prior_digest != stored["digest"]:
         raise BitstreamError(
             f"file was range-coded with prior {header.prior_digest}, the encoder export has "
-            f"{prior['digest']} (re-exported with another prior?)"
+            f"{stored['digest']} (re-exported with another prior?)"
         )
-    lookup = _check_prior(prior, header.num_levels, header.latent_dim, header.method)
-    min_bits = _min_bits_per_image(lookup, header.latent_dim)
+    lookup = prior.lookup(stored, header.num_levels, header.latent_dim, header.method)
+    min_bits = prior.min_bits_per_image(lookup, header.latent_dim)
     if header.count * min_bits > 8 * len(payload) + _RANGE_SLACK_BITS:
         raise BitstreamError(
             f"a {len(payload)}-byte range-coded payload cannot hold {header.count} images"
         )
-    table_index = None
-    if header.method == "dithered":
-        bins = int(prior["offset_bins"])
-        table_index = _table_index(header.seeds, header.num_levels, header.latent_dim, bins)
+    table_index = _table_rows(header, stored) if header.method == "dithered" else None
     return header, range_decode(payload, lookup, header.count, table_index)
 
 
@@ -595,30 +438,12 @@ def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
 # Images <-> container.
 
 
-def check_images(images: Any, image_shape: tuple[int, ...]) -> np.ndarray:
-    """float32 [N, H, W, C] in [0, 1] from one image or a batch; raises on dtype, shape or range."""
-    images = np.asarray(images)
-    if images.dtype.kind != "f":
-        raise TypeError(f"images must be float arrays in [0, 1], got dtype {images.dtype}")
-    if images.shape == image_shape:
-        images = images[np.newaxis]
-    if images.ndim != 4 or images.shape[1:] != image_shape:
-        raise ValueError(
-            f"images must have shape [N, {', '.join(map(str, image_shape))}] or "
-            f"{list(image_shape)}, got {list(images.shape)}"
-        )
-    images = images.astype(np.float32)
-    if not np.isfinite(images).all() or images.min(initial=0) < 0 or images.max(initial=0) > 1:
-        raise ValueError("images must be finite values in [0, 1]")
-    return images
-
-
 def _load(model: Any, kind: str, encoder: Any = None) -> Any:
     if not isinstance(model, str | os.PathLike):
         return model
-    from rdc_keras import export
+    from rdc_keras import serving
 
-    return export.load_encoder(model) if kind == "encoder" else export.load_head(model, encoder)
+    return serving.load_encoder(model) if kind == "encoder" else serving.load_head(model, encoder)
 
 
 def compress(
@@ -628,7 +453,7 @@ def compress(
 
     Args:
       images: the images, shaped like the encoder export's image shape.
-      encoder: an exported encoder (`rdc_keras.export.load_encoder`) or its directory.
+      encoder: an exported encoder (`rdc_keras.serving.load_encoder`) or its directory.
       seed: base dither seed; image i uses seed + i.
       method: "auto" (smallest payload), "dithered", "range" or "fixed".
       batch_size: images per encoder call.
@@ -640,8 +465,9 @@ def compress(
         raise ValueError(f"need 1 to {MAX_COUNT} images, got {len(images)}")
     if not -(2**63) <= seed <= _INT64_MAX - (len(images) - 1):
         raise ValueError(f"seed {seed} + image index must fit in int64")
-    seeds = seed + np.arange(len(images), dtype=np.int64)
-    indices = encoder.encode(images, seeds, batch_size=batch_size)
+    from rdc_keras.layers import image_seeds
+
+    indices = encoder.encode(images, image_seeds(seed, len(images)), batch_size=batch_size)
     return encode_indices(indices, encoder, seed, method)
 
 

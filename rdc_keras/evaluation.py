@@ -6,21 +6,24 @@ reconstructions with a frozen reference classifier. MSE is the per-pixel mean on
 nats. The optional W1 estimate trains a fresh WGAN-GP critic post hoc on the test split (the same
 number of steps, learning rate and seed for every model), so estimates are comparable across
 models, unlike the in-training critics of the reference code (digest §8.1 item 10).
+`evaluate_runs` applies the protocol to every head of finished runs (`rdc-evaluate`).
 """
 
 from __future__ import annotations
 
-import math
 import numbers
+import os
+import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from rdc_keras import losses, networks
-from rdc_keras.layers import UniversalQuantizer, dither
+from rdc_keras import data, losses, networks, runs
+from rdc_keras.layers import UniversalQuantizer, image_seeds, rate_bits
 
-__all__ = ["evaluate", "reconstruct", "w1_estimate"]
+__all__ = ["UNITS", "evaluate", "evaluate_runs", "reconstruct", "w1_estimate"]
 
 
 def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -72,18 +75,16 @@ def reconstruct(
     ):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     quantizer = UniversalQuantizer(num_levels)
-    latent_dim = int(encoder.output_shape[-1])
 
     def run(batch: tf.Tensor, seeds: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        u = dither(seeds, latent_dim, num_levels)
-        indices = quantizer.encode(tf.cast(encoder(batch, training=False), tf.float32), u)
-        decoded = quantizer.decode(indices, u)
+        indices = quantizer.send(tf.cast(encoder(batch, training=False), tf.float32), seeds)
+        decoded = quantizer.receive(indices, seeds)
         return indices, tf.cast(head(decoded, training=False), tf.float32)
 
     all_indices, outputs = [], []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
-        seeds = np.arange(start, start + len(batch), dtype=np.int64) + np.int64(seed)
+        seeds = image_seeds(seed, len(batch), offset=start)
         indices, x_hat = run(tf.constant(batch), tf.constant(seeds))
         all_indices.append(indices.numpy())
         outputs.append(x_hat.numpy())
@@ -177,10 +178,151 @@ def evaluate(
         "psnr": float(losses.psnr(images, x_hat)),
         "ce_nats": float(losses.cross_entropy(labels, logits)),
         "accuracy": float(losses.accuracy(labels, logits)),
-        "rate_bits": latent_dim * math.log2(num_levels),
+        "rate_bits": rate_bits(latent_dim, num_levels),
         "num_images": len(images),
         "seed": int(seed),
     }
     if w1_steps > 0:
         metrics["w1"] = w1_estimate(images, x_hat, preset, steps=w1_steps, seed=seed)
     return metrics
+
+
+# ------------------------------------------------------------------------------------------------
+# Scoring finished runs (rdc-evaluate).
+
+UNITS = {
+    "mse": "per-pixel mean on [0, 1]",
+    "psnr": "dB (mean over images)",
+    "ce_nats": "nats (reference classifier on the reconstruction)",
+    "accuracy": "fraction (reference classifier on the reconstruction)",
+    "rate_bits": "bits per image (d log2 L)",
+    "w1": "post-hoc critic estimate of W1 (same budget for every head)",
+}
+
+
+def _judge_dir(run: runs.RunDir, classifier_dir: str | os.PathLike | None) -> pathlib.Path:
+    """The given judge, else the first run's (recorded in its results, or its classifier/)."""
+    candidates = [classifier_dir, run.results().get("reference_classifier"), run.classifier_dir]
+    for candidate in candidates:
+        if candidate and pathlib.Path(candidate).is_dir():
+            return pathlib.Path(candidate)
+    raise ValueError(f"{run.path}: no reference classifier found; give --classifier_dir")
+
+
+def _encoder_dir(run: runs.RunDir) -> pathlib.Path:
+    recorded = run.raw_config().get("encoder_dir")
+    for candidate in (recorded, run.encoder_dir):
+        if candidate and pathlib.Path(candidate).is_dir():
+            return pathlib.Path(candidate)
+    raise ValueError(f"{run.path}: its encoder ({recorded or run.encoder_dir}) is not there")
+
+
+def evaluate_runs(
+    run_dirs: list[str | os.PathLike],
+    *,
+    heads: list[str] | None = None,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    split: str = "test",
+    classifier_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    w1_steps: int = 0,
+    batch_size: int = 500,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Scores every head of finished runs with one judge, split and seed (`evaluate`).
+
+    Args:
+      run_dirs: finished runs, or directories above runs (a study): `runs.find_runs`.
+      heads: only these head names (default: all).
+      dataset, data_dir: data to score on (default: the first run's).
+      split: "train" or "test".
+      classifier_dir: the judge (default: the first run's reference classifier).
+      seed, w1_steps, batch_size: as in `evaluate`.
+      log: receives one line per scored head.
+
+    Returns:
+      {"config", "units", "heads": [one record per head: run, head, fingerprint, lambdas,
+      metrics]}.
+
+    Raises:
+      ValueError: a run, head, encoder, classifier or dataset that cannot be used (one line).
+    """
+    found = runs.find_runs(list(run_dirs))
+    first_config = found[0].raw_config()
+    dataset = dataset or first_config["dataset"]
+    data_dir = data_dir if data_dir is not None else first_config.get("data_dir")
+    if dataset == "digits":
+        data_dir = None
+    info = data.dataset_info(dataset)  # unknown name -> ValueError naming it
+    judge_dir = _judge_dir(found[0], classifier_dir)
+    judge, _ = runs.load_classifier(judge_dir)
+    images, labels = data.load_arrays(dataset, split, data_dir=data_dir)
+    image_shape = list(images.shape[1:])
+
+    selected = [
+        (run, head)
+        for run in found
+        for head in run.heads()
+        if heads is None or head.path.name in heads
+    ]
+    missing = sorted(set(heads or ()) - {head.path.name for _, head in selected})
+    if missing:
+        raise ValueError(f"--head: no head named {', '.join(missing)} in the given runs")
+    if not selected:
+        raise ValueError("the given runs hold no heads")
+
+    encoders: dict[pathlib.Path, tuple[Any, dict[str, Any]]] = {}
+    records = []
+    for run, head in selected:
+        encoder_dir = _encoder_dir(run).resolve()
+        if encoder_dir not in encoders:
+            encoders[encoder_dir] = runs.load_encoder(encoder_dir)
+        encoder, description = encoders[encoder_dir]
+        if list(description["image_shape"]) != image_shape:
+            raise ValueError(
+                f"{dataset} images are {'x'.join(map(str, image_shape))} but the encoder of "
+                f"{run.path} takes {'x'.join(map(str, description['image_shape']))}"
+            )
+        decoder, head_description = head.load(description)
+        metrics = evaluate(
+            encoder,
+            decoder,
+            (images, labels),
+            judge,
+            num_levels=description["num_levels"],
+            seed=seed,
+            batch_size=batch_size,
+            w1_steps=w1_steps,
+            preset=info.preset,
+        )
+        records.append(
+            {
+                "run": str(run.path),
+                "head": head.path.name,
+                "encoder_fingerprint": description["fingerprint"],
+                **{key: head_description.get(key) for key in ("lambda_d", "lambda_c", "lambda_p")},
+                **metrics,
+            }
+        )
+        if log is not None:
+            w1 = f" w1={metrics['w1']:.4g}" if "w1" in metrics else ""
+            log(
+                f"{run.path} head {head.path.name}: mse={metrics['mse']:.5f} "
+                f"psnr={metrics['psnr']:.2f} ce={metrics['ce_nats']:.4f} "
+                f"acc={metrics['accuracy']:.4f}{w1} rate={metrics['rate_bits']:.3f} bits"
+            )
+    return {
+        "config": {
+            "runs": [str(run.path) for run in found],
+            "dataset": dataset,
+            "data_dir": data_dir,
+            "split": split,
+            "num_images": len(images),
+            "reference_classifier": str(judge_dir),
+            "seed": seed,
+            "w1_steps": w1_steps,
+        },
+        "units": UNITS,
+        "heads": records,
+    }

@@ -8,15 +8,16 @@ trained jointly with heads at every grid point and new heads are trained on it t
 frozen reference classifier, test split and dither seeds, and compared at matched lambda_c: the
 distortion penalty is 100 * (MSE_universal - MSE_E2E) / MSE_E2E.
 
-Every training is an `rdc_keras.trainers.runner` run in its own directory, so an interrupted
-study resumes where it stopped and finished models are never retrained.
+Every training is an `rdc_keras.trainers.runner` run in its own directory (`rdc_keras.runs`), so
+an interrupted study resumes where it stopped and finished models are never retrained. This module
+owns the presets, the job plan and the order of the steps (`run_study`); the reference classifier
+is `trainers.classifier.train_reference_classifier`, and the penalties, results.csv and report.md
+are written by `rdc_keras.study_report`.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 import pathlib
@@ -24,9 +25,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from rdc_keras import data, networks, runs
+from rdc_keras import data, runs, study_report
+from rdc_keras.files import atomic_write, read_json, write_json
+from rdc_keras.layers import rate_bits
 
 __all__ = ["BASES", "PRESETS", "StudyConfig", "run_study", "study_config"]
 
@@ -125,9 +126,11 @@ def _label(value: float) -> str:
 
 @dataclasses.dataclass
 class _Job:
+    """One training of the study: a runner run in `workdir` with the `train` TrainConfig fields."""
+
     family: str
     rate: tuple[int, int]
-    lambda_c: float
+    lambda_c: float  # nan for the multi-head base (one head per universal lambda_c)
     workdir: pathlib.Path
     head: str
     train: dict[str, Any]
@@ -138,56 +141,88 @@ def _jobs(
 ) -> list[_Job]:
     """All trainings in dependency order (bases before the heads that reuse their encoders)."""
     jobs = []
-    main_rate = config.rates[0]
     for rate in config.rates:
         tag = f"d{rate[0]}-L{rate[1]}"
         for value in config.e2e_lambda_c:
-            workdir = root / "e2e" / tag / _label(value)
-            jobs.append(
-                _Job("e2e", rate, value, workdir, f"e2e-{tag}-{_label(value)}", {"lambda_c": value})
-            )
+            workdir, head = root / "e2e" / tag / _label(value), f"e2e-{tag}-{_label(value)}"
+            jobs.append(_Job("e2e", rate, value, workdir, head, {"lambda_c": value}))
+    main_rate = config.rates[0]
     tag = f"d{main_rate[0]}-L{main_rate[1]}"
-    paper_base = root / "e2e" / tag / _label(config.base_lambda_c)
-    multihead_base = root / "multihead" / tag
+    base_dirs = {
+        "paper": root / "e2e" / tag / _label(config.base_lambda_c),
+        "multihead": root / "multihead" / tag,
+    }
     if "multihead" in bases:
+        train = {"multihead_lambda_c": tuple(config.universal_lambda_c)}
         jobs.append(
-            _Job(
-                "multihead-joint",
-                main_rate,
-                math.nan,
-                multihead_base,
-                "multihead",
-                {"multihead_lambda_c": tuple(config.universal_lambda_c)},
-            )
+            _Job("multihead-joint", main_rate, math.nan, base_dirs["multihead"], "multihead", train)
         )
-    for base_name, base in (("paper", paper_base), ("multihead", multihead_base)):
-        if base_name not in bases:
-            continue
-        family = BASES[base_name]
+    for base in (base for base in BASES if base in bases):
+        family = BASES[base]
         for value in config.universal_lambda_c:
-            workdir = root / family / tag / _label(value)
-            jobs.append(
-                _Job(
-                    family,
-                    main_rate,
-                    value,
-                    workdir,
-                    f"{family}-{_label(value)}",
-                    {"lambda_c": value, "encoder_dir": str(base / "encoder")},
-                )
-            )
+            workdir, head = root / family / tag / _label(value), f"{family}-{_label(value)}"
+            encoder_dir = str(runs.RunDir(base_dirs[base]).encoder_dir)
+            train = {"lambda_c": value, "encoder_dir": encoder_dir}
+            jobs.append(_Job(family, main_rate, value, workdir, head, train))
     return jobs
 
 
-def _train(
-    job: _Job,
-    config: StudyConfig,
-    classifier_dir: pathlib.Path,
-    seed: int,
-    extra: dict[str, Any],
-    verbose: int = 0,
-) -> dict[str, Any]:
-    from rdc_keras.trainers.runner import TrainConfig, train_run
+def _check_bases(bases: tuple[str, ...]) -> tuple[str, ...]:
+    bases = tuple(dict.fromkeys(bases))
+    if not bases or any(base not in BASES for base in bases):
+        raise ValueError(f"bases must be one or more of {', '.join(BASES)}, got {list(bases)}")
+    return bases
+
+
+def _record_settings(root: pathlib.Path, config: StudyConfig, seed: int) -> dict[str, Any]:
+    """Writes study.json; refuses a directory that holds a study with other settings.
+
+    Returns:
+      The settings as JSON reads them back (tuples become lists).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    study_file = root / "study.json"
+    settings = {**dataclasses.asdict(config), "seed": seed}
+    settings["rates"] = [list(rate) for rate in config.rates]
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back from disk
+    if study_file.exists():
+        previous = read_json(study_file)["study"]
+        if previous != settings:
+            changed = sorted(k for k in settings if previous.get(k) != settings.get(k))
+            raise ValueError(
+                f"{root} holds a study with other settings ({', '.join(changed)}); "
+                "use another --workdir"
+            )
+    write_json(study_file, {"study": settings, "environment": runs.environment()})
+    return settings
+
+
+def _reference_classifier(
+    directory: pathlib.Path, config: StudyConfig, seed: int, log: Callable[[str], None]
+) -> tuple[Any, dict[str, Any]]:
+    """The single judge of every model: trained once on clean images, then loaded."""
+    from rdc_keras.trainers import classifier as classifier_lib
+
+    if runs.is_saved_network(directory):
+        judge, description = runs.load_classifier(directory)
+    else:
+        log(f"[classifier] training the reference classifier on clean {config.dataset}")
+        judge, description = classifier_lib.train_reference_classifier(
+            directory,
+            config.dataset,
+            config.data_dir,
+            seed=seed,
+            epochs=config.classifier_epochs,
+            verbose=0,
+        )
+    log(f"[classifier] test accuracy {description['test_metrics']['accuracy']:.4f}")
+    return judge, description
+
+
+def _train(job: _Job, config: StudyConfig, classifier_dir, seed, extra, verbose) -> dict[str, Any]:
+    """Runs (or, when finished, reports) one job's training; returns its results.json."""
+    from rdc_keras.config import TrainConfig
+    from rdc_keras.trainers.runner import train_run
 
     train_config = TrainConfig(
         workdir=str(job.workdir),
@@ -209,33 +244,21 @@ def _train(
     return train_run(train_config)
 
 
-def _heads(job: _Job) -> list[tuple[str, pathlib.Path, float]]:
-    """(name, head directory, lambda_c) of the heads a finished job produced."""
-    heads_dir = job.workdir / "heads"
-    out = []
-    for head_dir in sorted(heads_dir.iterdir()):
-        if head_dir.name.startswith("."):  # a temporary left by an interrupted save
-            continue
-        description = runs.read_json(head_dir / "head.json")
-        out.append((description["name"], head_dir, float(description["lambda_c"])))
-    return out
-
-
 def _describe(job: _Job) -> str:
     point = "all heads" if math.isnan(job.lambda_c) else f"lambda_c={job.lambda_c:g}"
     return f"{job.family} d={job.rate[0]} L={job.rate[1]} {point}"
 
 
-def _evaluate_head(encoder_dir, head_dir, arrays, judge, config, seed, cache) -> dict[str, Any]:
+def _evaluate_head(head: runs.Head, arrays, judge, config, seed, cache) -> dict[str, Any]:
+    """`evaluation.evaluate` of one head, cached in `cache` for the same seed and w1_steps."""
     from rdc_keras import evaluation
-    from rdc_keras.trainers.runner import load_encoder, load_head
 
     if cache.exists():
-        cached = runs.read_json(cache)
+        cached = read_json(cache)
         if cached.get("seed") == seed and cached.get("w1_steps") == config.w1_steps:
             return cached
-    encoder, encoder_description = load_encoder(encoder_dir)
-    decoder, _ = load_head(head_dir, encoder_description)
+    encoder, encoder_description = runs.load_encoder(head.encoder_dir)
+    decoder, _ = head.load(encoder_description)
     metrics = evaluation.evaluate(
         encoder,
         decoder,
@@ -247,8 +270,54 @@ def _evaluate_head(encoder_dir, head_dir, arrays, judge, config, seed, cache) ->
         preset=encoder_description["preset"],
     )
     metrics["w1_steps"] = config.w1_steps
-    runs.write_json(cache, metrics)
+    write_json(cache, metrics)
     return metrics
+
+
+def _row(job: _Job, head: runs.Head, metrics, train_seconds, config, root) -> dict[str, Any]:
+    """One model's line of results.json and results.csv."""
+    return {
+        "model": head.name,
+        "family": job.family,
+        "latent_dim": job.rate[0],
+        "num_levels": job.rate[1],
+        "rate_bits": metrics["rate_bits"],
+        "lambda_c": float(head.description["lambda_c"]),
+        "lambda_p": 0.0,
+        "base_lambda_c": config.base_lambda_c if job.family == "universal-paper" else None,
+        "mse": metrics["mse"],
+        "psnr": metrics["psnr"],
+        "ce_nats": metrics["ce_nats"],
+        "accuracy": metrics["accuracy"],
+        "w1": metrics.get("w1"),
+        "train_seconds": train_seconds,
+        "workdir": str(job.workdir.relative_to(root)),
+    }
+
+
+def _train_and_evaluate(
+    jobs: list[_Job], config, root, judge, test_arrays, seed, extra, verbose, log
+) -> list[dict[str, Any]]:
+    """Trains every job in order (finished runs are reported, not retrained) and scores its
+    heads; returns one row per head."""
+    rows = []
+    for number, job in enumerate(jobs, 1):
+        tick = time.perf_counter()
+        if verbose:
+            log(f"[{number}/{len(jobs)}] {_describe(job)}: {job.workdir}")
+        result = _train(job, config, root / "classifier", seed, extra, verbose)
+        train_seconds = result.get("train_seconds", 0.0)
+        for head in runs.RunDir(job.workdir).heads():
+            cache = job.workdir / f"evaluation-{head.name}.json"
+            metrics = _evaluate_head(head, test_arrays, judge, config, seed, cache)
+            rows.append(_row(job, head, metrics, train_seconds, config, root))
+        last = rows[-1]
+        log(
+            f"[{number}/{len(jobs)}] {_describe(job)}: mse={last['mse']:.5f} "
+            f"ce={last['ce_nats']:.3f} "
+            f"acc={last['accuracy']:.3f} ({time.perf_counter() - tick:.0f} s)"
+        )
+    return rows
 
 
 def run_study(
@@ -276,180 +345,40 @@ def run_study(
     Returns:
       The results dict also written to `results.json`.
     """
-    import tensorflow as tf
-
-    from rdc_keras.trainers import classifier as classifier_lib
-
-    bases = tuple(dict.fromkeys(bases))
-    if not bases or any(base not in BASES for base in bases):
-        raise ValueError(f"bases must be one or more of {', '.join(BASES)}, got {list(bases)}")
+    bases = _check_bases(bases)
     root = pathlib.Path(workdir)
-    root.mkdir(parents=True, exist_ok=True)
-    study_file = root / "study.json"
-    settings = {**dataclasses.asdict(config), "seed": seed}
-    settings["rates"] = [list(rate) for rate in config.rates]
-    settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back from disk
-    if study_file.exists():
-        previous = runs.read_json(study_file)["study"]
-        if previous != settings:
-            changed = sorted(k for k in settings if previous.get(k) != settings.get(k))
-            raise ValueError(
-                f"{root} holds a study with other settings ({', '.join(changed)}); "
-                "use another --workdir"
-            )
-    runs.write_json(study_file, {"study": settings, "environment": runs.environment()})
+    settings = _record_settings(root, config, seed)
     start = time.perf_counter()
-
-    # 1. The reference classifier: the single judge of every model.
-    classifier_dir = root / "classifier"
     test_arrays = data.load_arrays(config.dataset, "test", data_dir=config.data_dir)
-    if not (classifier_dir / runs.NETWORK_FILE).exists():
-        log(f"[classifier] training the reference classifier on clean {config.dataset}")
-        tick = time.perf_counter()
-        preset = data.dataset_info(config.dataset).preset
-        train_ds = data.prepare(
-            data.load_dataset(config.dataset, "train", data_dir=config.data_dir),
-            networks.preset_defaults(preset).classifier_batch_size,
-            shuffle=True,
-            seed=seed,
-        )
-        model = classifier_lib.train_classifier(
-            preset,
-            train_ds,
-            epochs=config.classifier_epochs,
-            seed=seed,
-            verbose=0,
-        )
-        test_ds = data.prepare(tf.data.Dataset.from_tensor_slices(test_arrays), 1000, shuffle=False)
-        metrics = classifier_lib.evaluate_classifier(model, test_ds)
-        metrics["train_seconds"] = round(time.perf_counter() - tick, 2)
-        classifier_lib.save_classifier(
-            classifier_dir, model, data.dataset_info(config.dataset).preset, test_metrics=metrics
-        )
-    judge, judge_description = classifier_lib.load_classifier(classifier_dir)
-    log(f"[classifier] test accuracy {judge_description['test_metrics']['accuracy']:.4f}")
-
-    # 2. Train everything (finished runs are reported, not retrained), then evaluate.
+    judge, judge_description = _reference_classifier(root / "classifier", config, seed, log)
     jobs = _jobs(config, root, bases)
-    rows = []
-    for number, job in enumerate(jobs, 1):
-        tick = time.perf_counter()
-        if verbose:
-            log(f"[{number}/{len(jobs)}] {_describe(job)}: {job.workdir}")
-        result = _train(job, config, classifier_dir, seed, train_overrides or {}, verbose)
-        train_seconds = result.get("train_seconds", 0.0)
-        encoder_dir = job.train.get("encoder_dir") or str(job.workdir / "encoder")
-        for head_name, head_dir, lambda_c in _heads(job):
-            metrics = _evaluate_head(
-                encoder_dir,
-                head_dir,
-                test_arrays,
-                judge,
-                config,
-                seed,
-                head_dir.parent.parent / f"evaluation-{head_name}.json",
-            )
-            rows.append(
-                {
-                    "model": head_name,
-                    "family": job.family,
-                    "latent_dim": job.rate[0],
-                    "num_levels": job.rate[1],
-                    "rate_bits": metrics["rate_bits"],
-                    "lambda_c": lambda_c,
-                    "lambda_p": 0.0,
-                    "base_lambda_c": (
-                        config.base_lambda_c if job.family == "universal-paper" else None
-                    ),
-                    "mse": metrics["mse"],
-                    "psnr": metrics["psnr"],
-                    "ce_nats": metrics["ce_nats"],
-                    "accuracy": metrics["accuracy"],
-                    "w1": metrics.get("w1"),
-                    "train_seconds": train_seconds,
-                    "workdir": str(job.workdir.relative_to(root)),
-                }
-            )
-        last = rows[-1]
-        log(
-            f"[{number}/{len(jobs)}] {_describe(job)}: mse={last['mse']:.5f} "
-            f"ce={last['ce_nats']:.3f} "
-            f"acc={last['accuracy']:.3f} ({time.perf_counter() - tick:.0f} s)"
-        )
-
-    results = {
-        "study": settings,
-        "units": {
-            "mse": "per-pixel mean on [0, 1]",
-            "psnr": "dB",
-            "ce_nats": "nats",
-            "accuracy": "fraction of test images in [0, 1]",
-            "w1": "critic score difference E h(x) - E h(x_hat) (null: not estimated)",
-            "rate_bits": "bits per image (d log2 L)",
-            "train_seconds": "s",
-        },
-        "bases": list(bases),
-        "models": rows,
-        "penalties": _penalties(rows, config),
-        "reference_classifier": judge_description["test_metrics"],
-        "wall_seconds": round(time.perf_counter() - start, 1),
-        # A resumed study's wall time excludes the runs it found finished; this sum does not.
-        "train_seconds_total": round(
-            sum({row["workdir"]: row["train_seconds"] for row in rows}.values()), 1
-        ),
-    }
-    runs.write_json(root / "results.json", results)
-    _write_csv(root / "results.csv", rows)
-    _figures(root, rows, config, test_arrays, seed, log)
-    if export:
-        _export(root, jobs, config, seed, log)
-    (root / "report.md").write_text(_report(results, config))
-    log(f"report: {root / 'report.md'}")
+    rows = _train_and_evaluate(
+        jobs, config, root, judge, test_arrays, seed, train_overrides or {}, verbose, log
+    )
+    wall_seconds = round(time.perf_counter() - start, 1)
+    # results.json records the judge's test metrics with its training time, as it always has.
+    judge_record = {"train_seconds": judge_description.get("train_seconds")}
+    judge_record.update(judge_description["test_metrics"])
+    results = study_report.results(settings, bases, rows, config, judge_record, wall_seconds)
+    _write_outputs(root, results, jobs, config, test_arrays, seed, export, log)
     return results
 
 
-def _penalties(rows: list[dict[str, Any]], config: StudyConfig) -> list[dict[str, Any]]:
-    """Universal vs E2E at matched lambda_c (main rate): distortion penalty in %."""
-    d, levels = config.rates[0]
-    e2e = {
-        row["lambda_c"]: row
-        for row in rows
-        if row["family"] == "e2e" and (row["latent_dim"], row["num_levels"]) == (d, levels)
-    }
-    out = []
-    for row in rows:
-        if not row["family"].startswith("universal") or row["lambda_c"] not in e2e:
-            continue
-        ref = e2e[row["lambda_c"]]
-        out.append(
-            {
-                "family": row["family"],
-                "lambda_c": row["lambda_c"],
-                "mse_e2e": ref["mse"],
-                "mse_universal": row["mse"],
-                "distortion_penalty_percent": 100.0 * (row["mse"] - ref["mse"]) / ref["mse"],
-                "ce_e2e": ref["ce_nats"],
-                "ce_universal": row["ce_nats"],
-                "accuracy_e2e": ref["accuracy"],
-                "accuracy_universal": row["accuracy"],
-            }
-        )
-    return out
-
-
-def _write_csv(path: pathlib.Path, rows: list[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+def _write_outputs(root, results, jobs, config, test_arrays, seed, export, log) -> None:
+    """results.json and .csv, the figures, the SavedModels (`export`) and, last, report.md."""
+    write_json(root / "results.json", results)
+    study_report.write_csv(root / "results.csv", results["models"])
+    _figures(root, results["models"], config, test_arrays, seed, log)
+    if export:
+        _export(root, jobs, config, seed, log)
+    report = study_report.render(results, config, rate_bits(*config.rates[0]))
+    atomic_write(root / "report.md", report)
+    log(f"report: {root / 'report.md'}")
 
 
 def _figures(root, rows, config, test_arrays, seed, log) -> None:
+    """Trade-off and rate figures, and reconstruction grids of each family at the main rate."""
     from rdc_keras import evaluation, plots
-    from rdc_keras.trainers.runner import load_encoder, load_head
 
     figures = root / "figures"
     d, levels = config.rates[0]
@@ -459,7 +388,7 @@ def _figures(root, rows, config, test_arrays, seed, log) -> None:
         if (row["latent_dim"], row["num_levels"]) == (d, levels)
         and row["family"] != "multihead-joint"
     ]
-    rate = d * math.log2(levels)
+    rate = rate_bits(d, levels)
     plots.save_figure(
         plots.tradeoff_figure(main, rate, f"{config.name}: E2E vs universal at {rate:.2f} bits"),
         figures / "tradeoff.png",
@@ -474,11 +403,10 @@ def _figures(root, rows, config, test_arrays, seed, log) -> None:
     for family in ("e2e", "universal-paper", "universal-multihead"):
         panels = []
         for row in sorted((r for r in main if r["family"] == family), key=lambda r: r["lambda_c"]):
-            job_dir = root / row["workdir"]
-            head_dir = job_dir / "heads" / row["model"]
-            encoder_dir = runs.read_json(head_dir / "head.json")["encoder_dir"]
-            encoder, description = load_encoder(encoder_dir)
-            decoder, _ = load_head(head_dir, description)
+            heads = {head.name: head for head in runs.RunDir(root / row["workdir"]).heads()}
+            head = heads[row["model"]]
+            encoder, description = runs.load_encoder(head.encoder_dir)
+            decoder, _ = head.load(description)
             _, x_hat = evaluation.reconstruct(
                 encoder, decoder, originals, description["num_levels"], seed=seed
             )
@@ -504,13 +432,13 @@ def _export(root, jobs, config, seed, log) -> None:
         if not members:
             continue
         encoder_dir = members[0].train["encoder_dir"]
-        head_dirs = [head_dir for job in members for _, head_dir, _ in _heads(job)]
+        head_dirs = [head.path for job in members for head in runs.RunDir(job.workdir).heads()]
         manifest_path = root / "saved_models" / family / "manifest.json"
-        fingerprint = runs.read_json(pathlib.Path(encoder_dir) / runs.NETWORK_FILE)["fingerprint"]
         if manifest_path.exists():
-            manifest = runs.read_json(manifest_path)
+            manifest = read_json(manifest_path)
             exported = sorted(manifest.get("heads", {}))
             wanted = sorted(head_dir.name for head_dir in head_dirs)
+            fingerprint = runs.load_encoder(encoder_dir)[1]["fingerprint"]
             if manifest.get("encoder_fingerprint") == fingerprint and exported == wanted:
                 log(f"export: {manifest_path.parent} is up to date")
                 continue
@@ -525,128 +453,3 @@ def _export(root, jobs, config, seed, log) -> None:
             seed=seed,
         )
         log(f"export: {manifest_path.parent}")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _report(results: dict[str, Any], config: StudyConfig) -> str:
-    rows = results["models"]
-    d, levels = config.rates[0]
-    rate = d * math.log2(levels)
-    out = [f"# RDC study `{config.name}`", ""]
-    out.append(
-        f"Dataset `{config.dataset}`; main rate d={d}, L={levels} ({rate:.2f} bits per image, "
-        f"fixed-rate bound d·log2 L). Every model is scored on the test split by the same frozen "
-        f"reference classifier (test accuracy on clean images "
-        f"{results['reference_classifier']['accuracy']:.4f}) with per-image dither seeds "
-        f"{results['study']['seed']} + i. MSE is the per-pixel mean on [0, 1]; CE is in nats."
-    )
-    out += ["", "## How the models were trained", ""]
-    out.append(
-        f"- **E2E**: encoder and decoder trained together for each λc in "
-        f"{list(config.e2e_lambda_c)} (λd = 1, λp = 0, frozen pretrained classifier in the loss)."
-    )
-    families = {row["family"] for row in rows}
-    if "universal-paper" in families:
-        out.append(
-            f"- **Universal, paper base**: the encoder of the E2E model at "
-            f"λc = {config.base_lambda_c:g} is frozen (BatchNorm statistics too) and a new "
-            f"decoder is trained for each λc in "
-            f"{list(config.universal_lambda_c)}."
-        )
-    if "universal-multihead" in families:
-        out.append(
-            "- **Universal, multi-head base**: an encoder trained jointly with one head per λc "
-            "(loss = mean of the head losses), then frozen; a new decoder is trained on it for "
-            f"each λc in {list(config.universal_lambda_c)}."
-        )
-    epochs = config.epochs if config.epochs is not None else "preset default"
-    out.append(f"- Epochs per model: {epochs}; seed {results['study']['seed']}.")
-    out += ["", f"## E2E vs universal at {rate:.2f} bits", ""]
-    penalty_rows = []
-    for p in results["penalties"]:
-        penalty_rows.append(
-            [
-                p["family"],
-                f"{p['lambda_c']:g}",
-                f"{p['mse_e2e']:.5f}",
-                f"{p['mse_universal']:.5f}",
-                f"{p['distortion_penalty_percent']:+.1f}%",
-                f"{p['ce_e2e']:.3f}",
-                f"{p['ce_universal']:.3f}",
-                f"{p['accuracy_e2e']:.3f}",
-                f"{p['accuracy_universal']:.3f}",
-            ]
-        )
-    out.append(
-        _table(
-            [
-                "family",
-                "λc",
-                "MSE E2E",
-                "MSE universal",
-                "distortion penalty",
-                "CE E2E",
-                "CE universal",
-                "acc E2E",
-                "acc universal",
-            ],
-            penalty_rows,
-        )
-    )
-    for family in ("universal-paper", "universal-multihead"):
-        values = [
-            p["distortion_penalty_percent"] for p in results["penalties"] if p["family"] == family
-        ]
-        if values:
-            best_e2e = min(
-                row["mse"]
-                for row in rows
-                if row["family"] == "e2e" and (row["latent_dim"], row["num_levels"]) == (d, levels)
-            )
-            best_universal = min(row["mse"] for row in rows if row["family"] == family)
-            out.append("")
-            out.append(
-                f"- {family}: mean distortion penalty {np.mean(values):+.1f}% at matched λc; "
-                f"lowest MSE {best_universal:.5f} vs lowest E2E MSE {best_e2e:.5f} "
-                f"({100 * (best_universal - best_e2e) / best_e2e:+.1f}%)."
-            )
-    out += ["", "## Every model", ""]
-    model_rows = [
-        [
-            row["model"],
-            row["family"],
-            f"{row['rate_bits']:.2f}",
-            f"{row['lambda_c']:g}",
-            f"{row['mse']:.5f}",
-            f"{row['psnr']:.2f}",
-            f"{row['ce_nats']:.3f}",
-            f"{row['accuracy']:.3f}",
-            f"{row['train_seconds']:.0f}",
-        ]
-        for row in rows
-    ]
-    out.append(
-        _table(
-            ["model", "family", "bits", "λc", "MSE", "PSNR dB", "CE nats", "accuracy", "train s"],
-            model_rows,
-        )
-    )
-    out += [
-        "",
-        f"Study wall time: {results['wall_seconds']:.0f} s (this invocation; finished models "
-        f"are not retrained on a re-run). Training time of all models: "
-        f"{results['train_seconds_total']:.0f} s.",
-        "",
-    ]
-    out += ["## Figures", "", "![tradeoff](figures/tradeoff.png)", ""]
-    if len(config.rates) > 1:
-        out += ["![rates](figures/rates.png)", ""]
-    for family in ("e2e", "universal-paper", "universal-multihead"):
-        if family in families:
-            out += [f"![{family}](figures/reconstructions-{family}.png)", ""]
-    return "\n".join(out)

@@ -1,6 +1,6 @@
-"""SavedModel export of the encoder and every decoder head, for TF Serving and the `.rdc` codec.
+"""Writing exports: SavedModels of the encoder and every decoder head, for TF Serving and the codec.
 
-`export_run` turns training runs (see `rdc_keras.trainers.runner`) into the layout of DESIGN.md::
+`export_run` turns training runs (`rdc_keras.runs`) into the layout of DESIGN.md::
 
     <root>/<name>/
       encoder/<version>/        serving_default(images float32[N,H,W,C], seeds int64[N])
@@ -16,81 +16,77 @@ ops only (Keras layers, `rdc_keras.layers.dither`, the quantizer's rounding), so
 `tensorflow_model_server` loads it (notes/ecosystem.md §2); this module never imports
 tensorflow_compression. The SavedModel carries `assets/rdc.json`: L, d, image shape, the dither
 convention, the encoder fingerprint, lambdas, TF version and, for the encoder, the entropy-coding
-prior: per-dimension integer CDF tables built once here from the training split and read
-unchanged by both sides of `rdc_keras.codec` (ecosystem §1.3: tables shared as integers).
+prior: integer CDF tables (`rdc_keras.prior`) counted once here on the indices the exported
+encoder serves for the training split, and read unchanged by both sides of `rdc_keras.codec`.
 Heads are exported with their BatchNorm folded into the preceding layers (`rdc_keras.folding`).
 
 Every export writes one new version number for the encoder and all its heads. Each version
-directory is written under a temporary name and renamed into place, models.config and
-manifest.json are rewritten last (atomically), so a half-written export never appears.
+directory is written under a temporary name and renamed into place once all are complete;
+models.config and manifest.json are rewritten last (atomically), so a half-written export never
+appears. Reading an export is `rdc_keras.serving`'s job; its public names (`load_encoder`,
+`load_head`, `ExportedModel`, `rest_request`, `saved_model_ops`) are re-exported here. This
+module imports neither the codec nor the trainers: networks are loaded with `rdc_keras.runs`.
+(Length: about 600 lines, one writer split into small steps: serving modules and staging,
+collecting and loading runs, counting the prior, metadata and index files, then `export_run`.)
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime
-import hashlib
 import json
-import math
 import os
 import pathlib
 import re
 import shutil
 import tempfile
-import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 import rdc_keras
-from rdc_keras import data, folding, runs
-from rdc_keras.layers import UniversalQuantizer, dither
+from rdc_keras import data, folding, prior, runs
+from rdc_keras.files import atomic_write, write_json
+from rdc_keras.layers import (
+    DITHER_CONVENTION,
+    UniversalQuantizer,
+    dither,
+    image_seeds,
+    nearest_index,
+    rate_bits,
+)
+from rdc_keras.serving import (
+    EXPORT_FORMAT,
+    MANIFEST_FILE,
+    METADATA_FILE,
+    MODELS_CONFIG_FILE,
+    SIGNATURE,
+    ExportedModel,
+    _versions,
+    load_encoder,
+    load_head,
+    rest_request,
+    saved_model_ops,
+)
 
 __all__ = [
     "DITHER_CONVENTION",
-    "DITHER_OFFSET_BINS",
     "EXPORT_FORMAT",
-    "PRIOR_PRECISION",
     "ExportedModel",
-    "dithered_prior",
     "export_run",
     "load_encoder",
     "load_head",
     "models_config",
-    "prior_digest",
-    "quantized_cdf",
     "rest_request",
     "saved_model_ops",
 ]
 
-EXPORT_FORMAT = "rdc_keras.export/1"
-METADATA_FILE = "rdc.json"
-MANIFEST_FILE = "manifest.json"
-MODELS_CONFIG_FILE = "models.config"
-SIGNATURE = "serving_default"
-# Bits of the integer CDF tables; tensorflow-compression's range coder accepts 1..16.
-PRIOR_PRECISION = 16
-
-# How sender and receiver derive the dither; recorded in every SavedModel's assets/rdc.json.
-DITHER_CONVENTION: dict[str, Any] = {
-    "function": "rdc_keras.layers.dither",
-    "algorithm": "splitmix64-24bit",
-    "version": 1,
-    "description": (
-        "u[i, j] = float32(k - 2**23) * float32(float32(2 / (L - 1)) * 2**-24), "
-        "k = h[i, j] >> 40, h[i, j] = mix64(mix64(seed_i) + (j + 1) * 0x9E3779B97F4A7C15) "
-        "(uint64 wrapping; mix64 = SplitMix64 finalizer); u in [-1/(L-1), 1/(L-1))"
-    ),
-    "seed_rule": "the seed of image i of a batch or .rdc file is base_seed + i (int64)",
-    "quantizer": "index = clip(floor((y + u + 1) * (L - 1) / 2 + 0.5), 0, L - 1); "
-    "decoder input = -1 + 2 * index / (L - 1) - u",
-}
-
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _PRIOR_BATCH = 512
-# Dither bins of the dither-conditional prior: tables [d, bins, L + 1] (see `dithered_prior`).
-DITHER_OFFSET_BINS = 32
+_UNITS = {"rate_bits": "bits per image (d * log2 L)", "mse": "per-pixel mean on [0, 1]"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -106,174 +102,12 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
-def _write_text(path: pathlib.Path, text: str) -> None:
-    """Writes text through a temporary file and a rename (readers never see a partial file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _versions(model_dir: pathlib.Path) -> list[int]:
-    """Numeric version subdirectories of a TF Serving model directory, ascending."""
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
-
-
 def _lambdas(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sorted(record.items()) if "lambda" in k and v is not None}
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-# ------------------------------------------------------------------------------------------------
-# The entropy-coding prior (integer CDF tables, built once).
-
-
-def quantized_cdf(counts: Sequence[int], precision: int = PRIOR_PRECISION) -> list[int]:
-    """Integer CDF [0, c_1, ..., 2**precision] with every symbol's frequency >= 1.
-
-    Exact integer arithmetic (largest-remainder rounding of counts * 2**precision / total, ties
-    to the lower symbol), so the table does not depend on floating point. Callers smooth the
-    counts first; this only guarantees that no symbol gets probability zero after rounding.
-
-    Args:
-      counts: non-negative integer count per symbol, L >= 2 entries, positive total.
-      precision: bits of the table, 1..16 (the range coder's limit); needs 2**precision >= L.
-
-    Returns:
-      L + 1 non-decreasing ints, strictly increasing, from 0 to 2**precision.
-    """
-    counts = [int(c) for c in counts]
-    if len(counts) < 2 or min(counts) < 0 or sum(counts) <= 0:
-        raise ValueError(f"counts must be >= 2 non-negative integers with a positive sum: {counts}")
-    if not 1 <= precision <= 16 or 2**precision < len(counts):
-        raise ValueError(f"precision {precision} cannot hold {len(counts)} symbols (1..16 bits)")
-    total, scale = sum(counts), 2**precision
-    quotients, remainders = zip(*(divmod(c * scale, total) for c in counts), strict=True)
-    freq = [max(q, 1) for q in quotients]
-    deficit = scale - sum(freq)
-    if deficit > 0:  # hand the missing units to the largest remainders
-        order = sorted(range(len(counts)), key=lambda i: (-remainders[i], i))
-        for i in order[:deficit]:
-            freq[i] += 1
-    while deficit < 0:  # minimum-1 bumps overshot: take units from the largest frequencies
-        i = max(range(len(freq)), key=lambda j: (freq[j], -j))
-        freq[i] -= 1
-        deficit += 1
-    return [0, *np.cumsum(freq).tolist()]
-
-
-def prior_digest(cdf: Sequence[Sequence[int]], precision: int) -> str:
-    """16 hex digits identifying a prior's CDF tables (stored in `.rdc` headers)."""
-    canonical = json.dumps({"precision": int(precision), "cdf": [list(map(int, r)) for r in cdf]})
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _prior(counts: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:
-    """Add-one smoothed per-dimension categorical prior with its integer CDF tables."""
-    smoothed = counts.astype(np.int64) + 1
-    cdf = [quantized_cdf(row, PRIOR_PRECISION) for row in smoothed]
-    freq = np.diff(np.asarray(cdf, np.float64), axis=1) / 2.0**PRIOR_PRECISION
-    empirical = counts / max(int(counts[0].sum()), 1)
-    # Cross-entropy of the training indices under the stored tables: the ideal code length.
-    bits = float(-(empirical * np.log2(freq)).sum())
-    return {
-        **info,
-        "smoothing": "add-one (Laplace)",
-        "precision": PRIOR_PRECISION,
-        "counts": counts.astype(np.int64).tolist(),
-        "cdf": cdf,
-        "digest": prior_digest(cdf, PRIOR_PRECISION),
-        "train_bits_per_image": bits,
-    }
-
-
-def dithered_prior(
-    latents: np.ndarray,
-    dithers: np.ndarray,
-    indices: np.ndarray,
-    num_levels: int,
-    offset_bins: int = DITHER_OFFSET_BINS,
-) -> dict[str, Any]:
-    """Per-dimension prior of an index given its dither, P(k | u), as integer CDF tables.
-
-    With subtractive dither the receiver knows u, so index k = Q(y + u) can be coded with
-    P(k | u) instead of P(k); the expected length H(K | U) <= H(K) is the rate of universal
-    quantization (Zhang et al. 2021; the universal entropy models of tensorflow-compression).
-    The dither range [-1/(L-1), 1/(L-1)] is cut into `offset_bins` equal bins (see
-    `rdc_keras.codec.offset_bins`); for bin b with centre u_b and dimension j, the table counts
-    Q(y_nj + u_b) = k over all N latents y_n, add-one smoothed. Tables are integers, built once.
-
-    Args:
-      latents: float [N, d] encoder outputs f(x) of the prior split.
-      dithers: float32 [N, d] the dither each image is coded with (seeds seed + i).
-      indices: int [N, d] the served indices Q(f(x) + u) (for the training cross-entropy).
-      num_levels: L.
-      offset_bins: number of dither bins per dimension.
-
-    Returns:
-      {"offset_bins", "precision", "cdf" [d][offset_bins][L + 1], "digest",
-      "train_bits_per_image"}.
-    """
-    from rdc_keras import codec
-
-    latents = np.asarray(latents, np.float64)
-    latent_dim = latents.shape[1]
-    step = 2.0 / (num_levels - 1)
-    centres = -step / 2 + (np.arange(offset_bins) + 0.5) * step / offset_bins
-    cdf = []
-    for j in range(latent_dim):
-        shifted = latents[:, j, None] + centres[None, :]  # [N, bins]
-        symbols = np.clip(np.floor((shifted + 1.0) / step + 0.5), 0, num_levels - 1)
-        rows = []
-        for b in range(offset_bins):
-            counts = np.bincount(symbols[:, b].astype(np.int64), minlength=num_levels) + 1
-            rows.append(quantized_cdf(counts, PRIOR_PRECISION))
-        cdf.append(rows)
-    tables = np.asarray(cdf, np.float64)  # [d, bins, L + 1]
-    bins = codec.offset_bins(dithers, num_levels, offset_bins)  # [N, d]
-    freq = np.diff(tables, axis=-1) / 2.0**PRIOR_PRECISION
-    chosen = freq[np.arange(latent_dim)[None, :], bins, np.asarray(indices)]
-    flat = [row for rows in cdf for row in rows]
-    return {
-        "offset_bins": int(offset_bins),
-        "precision": PRIOR_PRECISION,
-        "cdf": cdf,
-        "digest": prior_digest(flat, PRIOR_PRECISION),
-        "train_bits_per_image": float(-np.log2(chosen).sum(axis=1).mean()),
-    }
-
-
-def _code_prior_split(
-    encoder: tf.keras.Model,
-    serve,
-    dataset: tf.data.Dataset,
-    seed: int,
-    num_levels: int,
-    latent_dim: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(latents, dithers, served indices), each [N, d], of a dataset (image i gets seed + i)."""
-    latents, dithers, indices = [], [], []
-    offset = 0
-    for images, _ in dataset.batch(_PRIOR_BATCH):
-        n = int(images.shape[0])
-        seeds = tf.range(seed + offset, seed + offset + n, dtype=tf.int64)
-        images = tf.cast(images, tf.float32)
-        indices.append(serve(images=images, seeds=seeds)["indices"].numpy())
-        latents.append(tf.cast(encoder(images, training=False), tf.float32).numpy())
-        dithers.append(dither(seeds, latent_dim, num_levels).numpy())
-        offset += n
-    if offset == 0:
-        raise ValueError("the prior dataset is empty")
-    return np.concatenate(latents), np.concatenate(dithers), np.concatenate(indices)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -322,10 +156,10 @@ class _ServingModule(tf.Module):
 
         def encode(images: tf.Tensor, seeds: tf.Tensor) -> dict[str, tf.Tensor]:
             latents = tf.cast(model(images, training=False), tf.float32)
-            return {"indices": quantizer.encode(latents, dither(seeds, latent_dim, num_levels))}
+            return {"indices": quantizer.send(latents, seeds)}
 
         def decode(indices: tf.Tensor, seeds: tf.Tensor) -> dict[str, tf.Tensor]:
-            latents = quantizer.decode(indices, dither(seeds, latent_dim, num_levels))
+            latents = quantizer.receive(indices, seeds)
             return {"images": tf.cast(model(latents, training=False), tf.float32)}
 
         self.serve = tf.function(
@@ -337,7 +171,10 @@ class _ServingModule(tf.Module):
 def _stage(
     module: _ServingModule, metadata: dict[str, Any], model_dir: pathlib.Path, version: int
 ) -> pathlib.Path:
-    """Saves a SavedModel into a hidden temporary sibling of model_dir/version; returns it."""
+    """Saves a SavedModel into a hidden temporary sibling of model_dir/version; returns it.
+
+    Not `files.atomic_directory`: every model of an export is staged before any is renamed.
+    """
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=model_dir, prefix=f".{version}.", suffix=".tmp"))
     try:
@@ -345,57 +182,263 @@ def _stage(
             module, str(tmp), signatures={SIGNATURE: module.serve.get_concrete_function()}
         )
         # The Asset copied the staging file; overwrite it with the final metadata.
-        runs.write_json(tmp / "assets" / METADATA_FILE, metadata)
+        write_json(tmp / "assets" / METADATA_FILE, metadata)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return tmp
 
 
+@contextlib.contextmanager
+def _staging() -> Iterator[list[tuple[pathlib.Path, pathlib.Path]]]:
+    """A list of (staged SavedModel, model dir); whatever is still staged on exit is deleted."""
+    staged: list[tuple[pathlib.Path, pathlib.Path]] = []
+    try:
+        yield staged
+    finally:
+        for tmp, _ in staged:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(staged: list[tuple[pathlib.Path, pathlib.Path]], version: int, verbose: int) -> None:
+    """Renames every staged SavedModel (all complete) to its model_dir/version."""
+    while staged:
+        tmp, model_dir = staged[0]
+        os.rename(tmp, model_dir / str(version))
+        staged.pop(0)
+        if verbose:
+            print(f"wrote {model_dir / str(version)}", flush=True)
+
+
 # ------------------------------------------------------------------------------------------------
-# Collecting runs.
+# Collecting and loading the networks of an export.
 
 
-def _read_optional_json(path: pathlib.Path) -> dict[str, Any] | None:
-    return runs.read_json(path) if path.exists() else None
+@dataclasses.dataclass
+class _Networks:
+    """The loaded encoder and heads of one export, heads checked against the encoder."""
+
+    encoder: tf.keras.Model
+    description: dict[str, Any]  # the encoder's network.json (fingerprint, L, d, preset, ...)
+    path: pathlib.Path  # the encoder directory
+    # head name -> (decoder, head.json, head directory)
+    heads: dict[str, tuple[tf.keras.Model, dict[str, Any], pathlib.Path]]
+    run_config: dict[str, Any]  # the encoder run's config.json "config" ({} when there is none)
+
+    @property
+    def num_levels(self) -> int:
+        return int(self.description["num_levels"])
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.description["latent_dim"])
+
+    @property
+    def image_shape(self) -> list[int]:
+        return [int(s) for s in self.description["image_shape"]]
 
 
 def _collect(
     run_dirs: Sequence[str | os.PathLike] | None,
     encoder_dir: str | os.PathLike | None,
     head_dirs: Sequence[str | os.PathLike] | None,
-) -> tuple[pathlib.Path, list[pathlib.Path]]:
-    """Resolves (encoder directory, head directories) from run dirs and/or explicit dirs."""
-    heads = [pathlib.Path(h) for h in head_dirs or []]
+) -> tuple[pathlib.Path, list[runs.Head]]:
+    """Resolves (encoder directory, heads) from run dirs and/or explicit dirs.
+
+    The encoder is `encoder_dir`, else the first run's own encoder, else the one the first head
+    records (phase-2 runs are trained on another run's frozen encoder).
+    """
+    heads = [runs.Head.at(path) for path in head_dirs or []]
     encoder = pathlib.Path(encoder_dir) if encoder_dir else None
-    for run in [pathlib.Path(r) for r in run_dirs or []]:
-        if not run.is_dir():
-            raise ValueError(f"{run}: run directory not found")
-        run_heads = sorted(p for p in (run / "heads").glob("*") if (p / "head.json").exists())
+    for run in map(runs.RunDir, run_dirs or []):
+        if not run.path.is_dir():
+            raise ValueError(f"{run.path}: run directory not found")
+        run_heads = run.heads()
         if not run_heads:
-            raise ValueError(f"{run}: no trained heads (expected heads/<name>/head.json)")
+            raise ValueError(f"{run.path}: no trained heads (expected heads/<name>/head.json)")
         heads.extend(run_heads)
-        if encoder is None and (run / "encoder" / runs.NETWORK_FILE).exists():
-            encoder = run / "encoder"
+        if encoder is None and runs.is_saved_network(run.encoder_dir):
+            encoder = run.encoder_dir
     if not heads:
         raise ValueError("nothing to export: give run directories or head directories")
-    if encoder is None:  # phase-2 runs record the encoder they were trained on
-        recorded = runs.read_json(heads[0] / "head.json").get("encoder_dir")
+    if encoder is None:
+        recorded = heads[0].description.get("encoder_dir")
         if not recorded:
-            raise ValueError(f"{heads[0]}: head.json names no encoder_dir; pass encoder_dir")
+            raise ValueError(f"{heads[0].path}: head.json names no encoder_dir; pass encoder_dir")
         encoder = pathlib.Path(recorded)
     if (encoder / "encoder").is_dir():
         encoder = encoder / "encoder"
     return encoder, heads
 
 
-def _encoder_run_config(encoder_dir: pathlib.Path) -> dict[str, Any] | None:
-    config = _read_optional_json(encoder_dir.parent / "config.json")
-    return None if config is None else config.get("config")
+def _load_networks(encoder_path: pathlib.Path, heads: Sequence[runs.Head]) -> _Networks:
+    """Loads the encoder (fingerprint checked) and every head; refuses another encoder's head."""
+    encoder, description = runs.load_encoder(encoder_path)
+    loaded: dict[str, tuple[tf.keras.Model, dict[str, Any], pathlib.Path]] = {}
+    for head in heads:
+        decoder, record = head.load(description)  # refuses another encoder's head
+        head_name = _check_name(record.get("name") or head.path.name, "head name")
+        if head_name in loaded:
+            raise ValueError(
+                f"two heads named {head_name!r}: {loaded[head_name][2]} and {head.path}"
+            )
+        loaded[head_name] = (decoder, record, head.path)
+    run = runs.RunDir(encoder_path.parent)
+    run_config = run.raw_config() if run.has_config() else {}
+    return _Networks(encoder, description, encoder_path, loaded, run_config)
+
+
+def _prior_data(
+    networks: _Networks, prior_dataset: str | None, data_dir: str | os.PathLike | None
+) -> tuple[str, str | os.PathLike | None]:
+    """(dataset, data_dir) of the prior: the given ones, else the encoder run's."""
+    run_config = networks.run_config
+    prior_dataset = prior_dataset or run_config.get("dataset")
+    if prior_dataset is None:
+        raise ValueError(
+            f"{networks.path}: no run config.json next to the encoder; pass prior_dataset"
+        )
+    preset = networks.description["preset"]
+    if data.dataset_info(prior_dataset).preset != preset:
+        raise ValueError(f"prior dataset {prior_dataset!r} does not fit the {preset!r} encoder")
+    if data_dir is None and prior_dataset == run_config.get("dataset"):
+        data_dir = run_config.get("data_dir")
+    return prior_dataset, data_dir
 
 
 # ------------------------------------------------------------------------------------------------
-# Export.
+# The entropy-coding prior, counted on what the exported encoder serves.
+
+
+def _code_prior_split(
+    networks: _Networks, serve, dataset: tf.data.Dataset, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(latents, dithers, served indices), each [N, d], of a dataset (image i gets seed + i)."""
+    num_levels, latent_dim = networks.num_levels, networks.latent_dim
+    latents, dithers, indices = [], [], []
+    offset = 0
+    for images, _ in dataset.batch(_PRIOR_BATCH):
+        n = int(images.shape[0])
+        seeds = tf.constant(image_seeds(seed, n, offset))
+        images = tf.cast(images, tf.float32)
+        indices.append(serve(images=images, seeds=seeds)["indices"].numpy())
+        latents.append(tf.cast(networks.encoder(images, training=False), tf.float32).numpy())
+        dithers.append(dither(seeds, latent_dim, num_levels).numpy())
+        offset += n
+    if offset == 0:
+        raise ValueError("the prior dataset is empty")
+    return np.concatenate(latents), np.concatenate(dithers), np.concatenate(indices)
+
+
+def _build_prior(
+    networks: _Networks, serve, dataset: tf.data.Dataset, info: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    """The marginal prior P(k) with the dither-conditional one P(k | u) under "dithered"."""
+    num_levels, latent_dim = networks.num_levels, networks.latent_dim
+    latents, dithers, indices = _code_prior_split(networks, serve, dataset, seed)
+    counts = np.stack([np.bincount(indices[:, j], minlength=num_levels) for j in range(latent_dim)])
+    tables = prior.marginal_prior(counts, {**info, "num_images": len(indices), "seed": seed})
+    # Q(y_nj + u_b) for every latent and dither-bin centre, one dimension at a time (memory).
+    latents = latents.astype(np.float64)
+    centres = prior.bin_centres(num_levels)
+    bin_indices = np.stack(
+        [
+            nearest_index(latents[:, j, None] + centres[None, :], num_levels)
+            for j in range(latent_dim)
+        ],
+        axis=1,
+    )
+    tables["dithered"] = prior.dithered_prior(bin_indices, dithers, indices, num_levels)
+    return tables
+
+
+# ------------------------------------------------------------------------------------------------
+# Metadata (assets/rdc.json) and the export's index files.
+
+
+def _common_metadata(name: str, version: int, networks: _Networks) -> dict[str, Any]:
+    """The rdc.json fields shared by the encoder, every head and the manifest."""
+    return {
+        "format": EXPORT_FORMAT,
+        "export_name": name,
+        "version": version,
+        "preset": networks.description["preset"],
+        "num_levels": networks.num_levels,
+        "latent_dim": networks.latent_dim,
+        "image_shape": networks.image_shape,
+        "rate_bits": rate_bits(networks.latent_dim, networks.num_levels),
+        "encoder_fingerprint": networks.description["fingerprint"],
+        "dither": DITHER_CONVENTION,
+        "tensorflow": tf.__version__,
+        "rdc_keras": rdc_keras.__version__,
+        "created": _now(),
+    }
+
+
+def _encoder_metadata(
+    common: dict[str, Any], networks: _Networks, tables: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        **common,
+        "kind": "encoder",
+        "temperature": networks.description["temperature"],
+        "lambdas": _lambdas(networks.run_config),
+        "signature": _signature_record("encoder", networks.image_shape, networks.latent_dim),
+        "prior": tables,
+        "source": str(networks.path.resolve()),
+    }
+
+
+def _head_metadata(
+    common: dict[str, Any],
+    head_name: str,
+    record: dict[str, Any],
+    path: pathlib.Path,
+    fold_batch_norm: bool,
+) -> dict[str, Any]:
+    return {
+        **common,
+        "kind": "head",
+        "head": head_name,
+        "lambdas": _lambdas(record),
+        "classifier_mode": record.get("classifier_mode"),
+        "test": record.get("test", {}),
+        "signature": _signature_record("head", common["image_shape"], common["latent_dim"]),
+        "batch_norm_folded": bool(fold_batch_norm),
+        "source": str(path.resolve()),
+    }
+
+
+def _head_entry(name: str, version: int, head_meta: dict[str, Any]) -> dict[str, Any]:
+    """A head's entry in manifest.json."""
+    head_name = head_meta["head"]
+    return {
+        "path": f"heads/{head_name}/{version}",
+        "serving_name": f"{name}-head-{head_name}",
+        "lambdas": head_meta["lambdas"],
+        "classifier_mode": head_meta["classifier_mode"],
+        "test": head_meta["test"],
+    }
+
+
+def _manifest(
+    common: dict[str, Any],
+    encoder_meta: dict[str, Any],
+    head_entries: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    name, version = common["export_name"], common["version"]
+    return {
+        **common,
+        "encoder": {
+            "path": f"encoder/{version}",
+            "serving_name": f"{name}-encoder",
+            "temperature": encoder_meta["temperature"],
+            "lambdas": encoder_meta["lambdas"],
+        },
+        "heads": head_entries,
+        "prior": encoder_meta["prior"],
+        "units": _UNITS,
+    }
 
 
 def models_config(entries: Iterable[tuple[str, str, int]]) -> str:
@@ -416,6 +459,53 @@ def models_config(entries: Iterable[tuple[str, str, int]]) -> str:
         ]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _example_requests(
+    encoder_module: _ServingModule,
+    head_entries: dict[str, Any],
+    dataset: tf.data.Dataset,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    """REST request bodies for one real image: the encoder's, then each head's on its indices."""
+    images = next(iter(dataset.batch(1)))[0].numpy().astype(np.float32)
+    seeds = image_seeds(seed, 1)
+    indices = encoder_module.serve(images=tf.constant(images), seeds=tf.constant(seeds))
+    indices = indices["indices"].numpy()
+    bodies = {"encoder.json": rest_request({"images": images, "seeds": seeds})}
+    for head_name in head_entries:
+        bodies[f"{head_name}.json"] = rest_request({"indices": indices, "seeds": seeds})
+    return bodies
+
+
+def _write_index(
+    export_dir: pathlib.Path,
+    base: str,
+    manifest: dict[str, Any],
+    requests: dict[str, dict[str, Any]],
+) -> None:
+    """Writes requests/, models.config and, last, manifest.json (each atomically)."""
+    for file_name, body in requests.items():
+        atomic_write(export_dir / "requests" / file_name, json.dumps(body) + "\n")
+    name, version = manifest["export_name"], manifest["version"]
+    entries = [(f"{name}-encoder", f"{base}/encoder", version)] + [
+        (entry["serving_name"], f"{base}/heads/{head_name}", version)
+        for head_name, entry in manifest["heads"].items()
+    ]
+    atomic_write(export_dir / MODELS_CONFIG_FILE, models_config(entries))
+    write_json(export_dir / MANIFEST_FILE, manifest)
+
+
+# ------------------------------------------------------------------------------------------------
+# Export.
+
+
+def _next_version(export_dir: pathlib.Path) -> int:
+    """One more than the highest version of the encoder or any head already exported."""
+    existing = _versions(export_dir / "encoder") + [
+        v for p in (export_dir / "heads").glob("*") for v in _versions(p)
+    ]
+    return max(existing, default=0) + 1
 
 
 def export_run(
@@ -463,379 +553,49 @@ def export_run(
     """
     if isinstance(run_dirs, str | os.PathLike):
         run_dirs = [run_dirs]
-    encoder_path, head_paths = _collect(run_dirs, encoder_dir, head_dirs)
+    encoder_path, heads = _collect(run_dirs, encoder_dir, head_dirs)
     if name is None:
         name = pathlib.Path((run_dirs or [encoder_path.parent])[0]).resolve().name
     _check_name(name, "export name")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"seed must be an integer, got {seed!r}")
-
-    from rdc_keras.trainers import runner  # Keras networks; kept out of `import export` cost
-
-    encoder, description = runner.load_encoder(encoder_path)
-    fingerprint = description["fingerprint"]
-    num_levels, latent_dim = int(description["num_levels"]), int(description["latent_dim"])
-    image_shape = [int(s) for s in description["image_shape"]]
-    heads: dict[str, tuple[tf.keras.Model, dict[str, Any], pathlib.Path]] = {}
-    for path in head_paths:
-        decoder, head = runner.load_head(path, description)  # refuses another encoder's head
-        head_name = _check_name(head.get("name") or path.name, "head name")
-        if head_name in heads:
-            raise ValueError(f"two heads named {head_name!r}: {heads[head_name][2]} and {path}")
-        heads[head_name] = (decoder, head, path)
-
-    run_config = _encoder_run_config(encoder_path) or {}
-    prior_dataset = prior_dataset or run_config.get("dataset")
-    if prior_dataset is None:
-        raise ValueError(
-            f"{encoder_path}: no run config.json next to the encoder; pass prior_dataset"
-        )
-    if data.dataset_info(prior_dataset).preset != description["preset"]:
-        raise ValueError(
-            f"prior dataset {prior_dataset!r} does not fit the {description['preset']!r} encoder"
-        )
-    if data_dir is None and prior_dataset == run_config.get("dataset"):
-        data_dir = run_config.get("data_dir")
+    seed = int(seed)
+    networks = _load_networks(encoder_path, heads)
+    prior_dataset, data_dir = _prior_data(networks, prior_dataset, data_dir)
 
     root = pathlib.Path(export_root)
     export_dir = root / name
-    existing = _versions(export_dir / "encoder") + [
-        v for p in (export_dir / "heads").glob("*") for v in _versions(p)
-    ]
-    version = max(existing, default=0) + 1
+    version = _next_version(export_dir)
     base = serving_base_path.rstrip("/") if serving_base_path else str(root.resolve())
     base = f"{base}/{name}"
-    common = {
-        "format": EXPORT_FORMAT,
-        "export_name": name,
-        "version": version,
-        "preset": description["preset"],
-        "num_levels": num_levels,
-        "latent_dim": latent_dim,
-        "image_shape": image_shape,
-        "rate_bits": latent_dim * math.log2(num_levels),
-        "encoder_fingerprint": fingerprint,
-        "dither": DITHER_CONVENTION,
-        "tensorflow": tf.__version__,
-        "rdc_keras": rdc_keras.__version__,
-        "created": _now(),
-    }
+    common = _common_metadata(name, version, networks)
+    shape = (networks.num_levels, networks.latent_dim, networks.image_shape)
 
-    staged: list[tuple[pathlib.Path, pathlib.Path]] = []
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            placeholder = pathlib.Path(scratch) / METADATA_FILE
-            placeholder.write_text("{}\n")
-            module = _ServingModule(
-                "encoder", encoder, num_levels, latent_dim, image_shape, placeholder
-            )
-            dataset = data.load_dataset(prior_dataset, prior_split, data_dir=data_dir)
-            latents, dithers, indices = _code_prior_split(
-                encoder, module.serve, dataset, int(seed), num_levels, latent_dim
-            )
-            counts = np.stack(
-                [np.bincount(indices[:, j], minlength=num_levels) for j in range(latent_dim)]
-            )
-            prior = _prior(
-                counts,
-                {
-                    "dataset": prior_dataset,
-                    "split": prior_split,
-                    "num_images": len(indices),
-                    "seed": int(seed),
-                },
-            )
-            prior["dithered"] = dithered_prior(latents, dithers, indices, num_levels)
-            encoder_meta = {
-                **common,
-                "kind": "encoder",
-                "temperature": description["temperature"],
-                "lambdas": _lambdas(run_config),
-                "signature": _signature_record("encoder", image_shape, latent_dim),
-                "prior": prior,
-                "source": str(encoder_path.resolve()),
-            }
-            model_dir = export_dir / "encoder"
-            staged.append((_stage(module, encoder_meta, model_dir, version), model_dir))
-            head_entries = {}
-            for head_name, (decoder, head, path) in sorted(heads.items()):
-                head_meta = {
-                    **common,
-                    "kind": "head",
-                    "head": head_name,
-                    "lambdas": _lambdas(head),
-                    "classifier_mode": head.get("classifier_mode"),
-                    "test": head.get("test", {}),
-                    "signature": _signature_record("head", image_shape, latent_dim),
-                    "batch_norm_folded": bool(fold_batch_norm),
-                    "source": str(path.resolve()),
-                }
-                # BatchNorm folded into the preceding layers: faster heads, outputs equal up to
-                # float rounding. (The encoder is exported as trained: its weights are
-                # fingerprinted and its indices must match the training-time encoder's.)
-                head_module = _ServingModule(
-                    "head",
-                    folding.fold_batch_norm(decoder) if fold_batch_norm else decoder,
-                    num_levels,
-                    latent_dim,
-                    image_shape,
-                    placeholder,
-                )
-                model_dir = export_dir / "heads" / head_name
-                staged.append((_stage(head_module, head_meta, model_dir, version), model_dir))
-                head_entries[head_name] = {
-                    "path": f"heads/{head_name}/{version}",
-                    "serving_name": f"{name}-head-{head_name}",
-                    "lambdas": head_meta["lambdas"],
-                    "classifier_mode": head_meta["classifier_mode"],
-                    "test": head_meta["test"],
-                }
-            requests = _example_requests(module, head_entries, dataset, int(seed))
-        for tmp, model_dir in staged:  # every SavedModel is complete: move them into place
-            os.rename(tmp, model_dir / str(version))
-            if verbose:
-                print(f"wrote {model_dir / str(version)}", flush=True)
-        staged = []
-    finally:
-        for tmp, _ in staged:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with _staging() as staged, tempfile.TemporaryDirectory() as scratch:
+        placeholder = pathlib.Path(scratch) / METADATA_FILE  # the Asset each module carries
+        placeholder.write_text("{}\n")
+        module = _ServingModule("encoder", networks.encoder, *shape, placeholder)
+        dataset = data.load_dataset(prior_dataset, prior_split, data_dir=data_dir)
+        info = {"dataset": prior_dataset, "split": prior_split}
+        encoder_meta = _encoder_metadata(
+            common, networks, _build_prior(networks, module.serve, dataset, info, seed)
+        )
+        model_dir = export_dir / "encoder"
+        staged.append((_stage(module, encoder_meta, model_dir, version), model_dir))
+        head_entries = {}
+        for head_name, (decoder, record, path) in sorted(networks.heads.items()):
+            head_meta = _head_metadata(common, head_name, record, path, fold_batch_norm)
+            # BatchNorm folded into the preceding layers: faster heads, outputs equal up to
+            # float rounding. (The encoder is exported as trained: its weights are
+            # fingerprinted and its indices must match the training-time encoder's.)
+            network = folding.fold_batch_norm(decoder) if fold_batch_norm else decoder
+            head_module = _ServingModule("head", network, *shape, placeholder)
+            model_dir = export_dir / "heads" / head_name
+            staged.append((_stage(head_module, head_meta, model_dir, version), model_dir))
+            head_entries[head_name] = _head_entry(name, version, head_meta)
+        requests = _example_requests(module, head_entries, dataset, seed)
+        _publish(staged, version, verbose)
 
-    (export_dir / "requests").mkdir(exist_ok=True)
-    for file_name, body in requests.items():
-        _write_text(export_dir / "requests" / file_name, json.dumps(body) + "\n")
-    entries = [(f"{name}-encoder", f"{base}/encoder", version)] + [
-        (entry["serving_name"], f"{base}/heads/{head_name}", version)
-        for head_name, entry in head_entries.items()
-    ]
-    _write_text(export_dir / MODELS_CONFIG_FILE, models_config(entries))
-    manifest = {
-        **common,
-        "encoder": {
-            "path": f"encoder/{version}",
-            "serving_name": f"{name}-encoder",
-            "temperature": description["temperature"],
-            "lambdas": encoder_meta["lambdas"],
-        },
-        "heads": head_entries,
-        "prior": prior,
-        "units": {"rate_bits": "bits per image (d * log2 L)", "mse": "per-pixel mean on [0, 1]"},
-    }
-    runs.write_json(export_dir / MANIFEST_FILE, manifest)
+    manifest = _manifest(common, encoder_meta, head_entries)
+    _write_index(export_dir, base, manifest, requests)
     return manifest
-
-
-def _example_requests(encoder_module, head_entries, dataset, seed):
-    """REST request bodies for one real image: the encoder's, then each head's on its indices."""
-    images = next(iter(dataset.batch(1)))[0].numpy().astype(np.float32)
-    seeds = np.array([seed], np.int64)
-    indices = encoder_module.serve(images=tf.constant(images), seeds=tf.constant(seeds))
-    indices = indices["indices"].numpy()
-    bodies = {"encoder.json": rest_request({"images": images, "seeds": seeds})}
-    for head_name in head_entries:
-        bodies[f"{head_name}.json"] = rest_request({"indices": indices, "seeds": seeds})
-    return bodies
-
-
-# ------------------------------------------------------------------------------------------------
-# REST requests and op inspection.
-
-
-def _shortest_float32(value: float) -> float:
-    # The shortest decimal that reads back as the same float32 (what TF Serving parses into).
-    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
-
-
-def rest_request(inputs: dict[str, Any]) -> dict[str, Any]:
-    """A TF Serving REST `:predict` body in the columnar ("inputs") format.
-
-    Args:
-      inputs: signature input name -> array (images float32 [N,H,W,C], seeds int64 [N], ...).
-
-    Returns:
-      {"signature_name": "serving_default", "inputs": {name: nested lists}}; floats are written
-      as the shortest decimal that reads back as the same float32.
-    """
-    body = {}
-    for key, value in inputs.items():
-        array = np.asarray(value)
-        if array.dtype.kind in "iu":
-            body[key] = array.astype(np.int64).tolist()
-        elif array.dtype.kind == "f":
-            body[key] = np.vectorize(_shortest_float32, otypes=[object])(array).tolist()
-        else:
-            raise TypeError(
-                f"{key}: REST inputs must be integer or float arrays, got {array.dtype}"
-            )
-    return {"signature_name": SIGNATURE, "inputs": body}
-
-
-def saved_model_ops(path: str | os.PathLike) -> list[str]:
-    """Sorted op types used anywhere in a SavedModel (graph nodes and every library function).
-
-    Parses saved_model.pb without loading the model, so it works on models whose ops are not
-    registered in this process. Check each name with
-    `tensorflow.python.framework.op_def_registry.get(name)` in a process without
-    tensorflow_compression to prove a model is servable by the stock server.
-    """
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
-    pb = pathlib.Path(path) / "saved_model.pb"
-    try:
-        proto.ParseFromString(pb.read_bytes())
-    except FileNotFoundError as error:
-        raise ValueError(f"{pb}: not a SavedModel (file not found)") from error
-    ops = set()
-    for meta_graph in proto.meta_graphs:
-        ops.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            ops.update(node.op for node in function.node_def)
-    return sorted(ops)
-
-
-# ------------------------------------------------------------------------------------------------
-# Loading exports.
-
-
-def _version_dir(path: pathlib.Path, kind: str) -> pathlib.Path:
-    """Resolves a version directory from an export, model or version directory."""
-    if (path / "saved_model.pb").exists():
-        return path
-    if kind == "encoder" and (path / "encoder").is_dir():
-        path = path / "encoder"
-    versions = [v for v in _versions(path) if (path / str(v) / "saved_model.pb").exists()]
-    if not versions:
-        raise ValueError(f"{path}: no exported {kind} SavedModel found")
-    return path / str(versions[-1])
-
-
-class ExportedModel:
-    """An exported encoder or head: its `assets/rdc.json` metadata and its serving signature.
-
-    The SavedModel itself is loaded on first use, so reading the metadata (for example the
-    prior tables the codec needs on the receiving side) costs nothing.
-    """
-
-    def __init__(self, path: str | os.PathLike, kind: str) -> None:
-        self.path = _version_dir(pathlib.Path(path), kind)
-        metadata = runs.read_json(self.path / "assets" / METADATA_FILE)
-        if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"{self.path}: not an rdc_keras export (format != {EXPORT_FORMAT})")
-        if metadata.get("kind") != kind:
-            raise ValueError(f"{self.path}: holds a {metadata.get('kind')!r}, expected {kind!r}")
-        self.kind = kind
-        self.metadata = metadata
-        self._loaded = None
-
-    def __repr__(self) -> str:
-        return f"ExportedModel({str(self.path)!r}, kind={self.kind!r})"
-
-    @property
-    def fingerprint(self) -> str:
-        """Fingerprint of the encoder (this one, or the one this head was trained on)."""
-        return self.metadata["encoder_fingerprint"]
-
-    @property
-    def num_levels(self) -> int:
-        return int(self.metadata["num_levels"])
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.metadata["latent_dim"])
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.metadata["image_shape"])
-
-    @property
-    def signature(self):
-        """The `serving_default` concrete function (loads the SavedModel on first use)."""
-        if self._loaded is None:
-            loaded = tf.saved_model.load(str(self.path))
-            if self.kind == "encoder":
-                actual = runs.encoder_fingerprint(
-                    types.SimpleNamespace(weights=list(loaded.weights)),
-                    self.num_levels,
-                    self.metadata["temperature"],
-                )
-                if actual != self.fingerprint:
-                    raise ValueError(
-                        f"{self.path}: encoder weights do not match the recorded fingerprint "
-                        f"{self.fingerprint[:12]} (got {actual[:12]})"
-                    )
-            self._loaded = loaded
-        return self._loaded.signatures[SIGNATURE]
-
-    def run(self, batch_size: int = 1024, **inputs: Any) -> dict[str, np.ndarray]:
-        """Calls the signature in batches along axis 0; returns numpy outputs."""
-        specs = self.signature.structured_input_signature[1]
-        if set(inputs) != set(specs):
-            raise ValueError(f"{self.kind} inputs are {sorted(specs)}, got {sorted(inputs)}")
-        arrays = {key: np.asarray(value) for key, value in inputs.items()}
-        sizes = {len(value) if value.ndim else -1 for value in arrays.values()}
-        if len(sizes) != 1 or -1 in sizes:
-            raise ValueError(f"{self.kind} inputs need one shared batch size, got {sorted(sizes)}")
-        for key, spec in specs.items():
-            value = arrays[key]
-            if not spec.shape.is_compatible_with(value.shape):
-                raise ValueError(f"{key}: shape {value.shape} does not fit {spec.shape}")
-        n = sizes.pop()
-        outputs: dict[str, list[np.ndarray]] = {}
-        for start in range(0, max(n, 1), batch_size):
-            batch = {
-                key: tf.constant(value[start : start + batch_size], specs[key].dtype)
-                for key, value in arrays.items()
-            }
-            for key, value in self.signature(**batch).items():
-                outputs.setdefault(key, []).append(value.numpy())
-        return {key: np.concatenate(parts) for key, parts in outputs.items()}
-
-    def encode(self, images: Any, seeds: Any, batch_size: int = 1024) -> np.ndarray:
-        """Encoder only: int32 [N, d] indices of float32 images [N, H, W, C] with seeds [N]."""
-        if self.kind != "encoder":
-            raise ValueError(f"{self.path}: encode needs an encoder export")
-        return self.run(batch_size, images=images, seeds=seeds)["indices"]
-
-    def decode(self, indices: Any, seeds: Any, batch_size: int = 1024) -> np.ndarray:
-        """Head only: float32 [N, H, W, C] images from indices [N, d] with seeds [N]."""
-        if self.kind != "head":
-            raise ValueError(f"{self.path}: decode needs a head export")
-        return self.run(batch_size, indices=indices, seeds=seeds)["images"]
-
-
-def load_encoder(path: str | os.PathLike) -> ExportedModel:
-    """Loads an exported encoder from `<root>/<name>`, its `encoder/` dir or a version dir.
-
-    A model directory resolves to its highest version. On first use the SavedModel's weights
-    are hashed and must match the fingerprint recorded in its metadata.
-    """
-    return ExportedModel(path, "encoder")
-
-
-def load_head(
-    path: str | os.PathLike, encoder: ExportedModel | str | dict[str, Any] | None = None
-) -> ExportedModel:
-    """Loads an exported head (`heads/<head>` dir or a version dir) and checks its encoder.
-
-    Args:
-      path: the head's model directory (highest version) or one version directory.
-      encoder: the encoder it will decode for (an `ExportedModel`, a fingerprint string or an
-        export's metadata/manifest dict); None skips the check.
-
-    Raises:
-      ValueError: not a head export, or the head was trained on another encoder.
-    """
-    head = ExportedModel(path, "head")
-    if encoder is not None:
-        if isinstance(encoder, ExportedModel):
-            expected = encoder.fingerprint
-        elif isinstance(encoder, dict):
-            expected = encoder.get("encoder_fingerprint") or encoder.get("fingerprint")
-        else:
-            expected = str(encoder)
-        if head.fingerprint != expected:
-            raise ValueError(
-                f"{head.path}: head was trained on encoder {head.fingerprint[:12]}, "
-                f"not on {str(expected)[:12]} (encoder fingerprint mismatch)"
-            )
-    return head

@@ -26,7 +26,6 @@ initial weights.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 
@@ -40,13 +39,11 @@ __all__ = [
     "LEAKY_RELU_SLOPE",
     "NUM_CLASSES",
     "PRESETS",
-    "PresetDefaults",
     "classifier",
     "critic",
     "decoder",
     "encoder",
     "image_shape",
-    "preset_defaults",
     "torch_bias_initializer",
     "torch_kernel_initializer",
 ]
@@ -94,152 +91,6 @@ def _check_latent_dim(latent_dim: object) -> int:
 def image_shape(preset: str) -> tuple[int, int, int]:
     """Returns the (height, width, channels) of the preset's images."""
     return _IMAGE_SHAPES[_check_preset(preset)]
-
-
-@dataclasses.dataclass(frozen=True)
-class PresetDefaults:
-    """Recommended training settings of one preset (reference-code digest §0, §2, §3.1).
-
-    The trainer and the binaries take their defaults from here so the numbers live in one place.
-
-    Attributes:
-      preset: preset name.
-      temperature_coefficient: quantizer softmax temperature T (soft assignment
-        softmax_l(-|y - c_l| / T), i.e. T = 1/sigma of the digest); multiplied by num_levels when
-        ``temperature_scales_with_levels`` (SVHN: T = L/2, sigma = 2/L).
-      temperature_scales_with_levels: see above.
-      generator_learning_rate: Adam learning rate of the encoder and decoder.
-      critic_learning_rate: Adam learning rate of the WGAN-GP critic.
-      beta_1, beta_2, adam_epsilon: Adam hyper-parameters (epsilon is PyTorch's 1e-8).
-      lr_boundaries: epochs at which the learning-rate factor changes (piecewise per epoch).
-      lr_factors: factor for each piece; ``len(lr_factors) == len(lr_boundaries) + 1``.
-      batch_size, epochs: phase-1/phase-2 batch size and number of epochs.
-      n_critic: critic steps per generator step.
-      gp_weight: gradient-penalty weight of the WGAN-GP critic loss.
-      classifier_optimizer: ``"adam"`` or ``"sgd"`` (with ``classifier_momentum``) for the reference
-        classifier trained on clean data.
-      classifier_learning_rate, classifier_momentum, classifier_batch_size, classifier_epochs:
-        reference-classifier training settings.
-    """
-
-    preset: str
-    temperature_coefficient: float
-    temperature_scales_with_levels: bool
-    generator_learning_rate: float
-    critic_learning_rate: float
-    beta_1: float
-    beta_2: float
-    adam_epsilon: float
-    lr_boundaries: tuple[int, ...]
-    lr_factors: tuple[float, ...]
-    batch_size: int
-    epochs: int
-    n_critic: int
-    gp_weight: float
-    classifier_optimizer: str
-    classifier_learning_rate: float
-    classifier_momentum: float
-    classifier_batch_size: int
-    classifier_epochs: int
-
-    def quantizer_temperature(self, num_levels: int) -> float:
-        """Returns the soft-quantizer temperature T = 1/sigma for ``num_levels`` (digest §2)."""
-        if isinstance(num_levels, bool) or not isinstance(num_levels, numbers.Integral):
-            raise ValueError(f"num_levels must be an integer >= 2, got {num_levels!r}")
-        if num_levels < 2:
-            raise ValueError(f"num_levels must be an integer >= 2, got {num_levels}")
-        if self.temperature_scales_with_levels:
-            return float(self.temperature_coefficient * int(num_levels))
-        return float(self.temperature_coefficient)
-
-    def quantizer_sigma(self, num_levels: int) -> float:
-        """Returns the digest's sigma = 1/T, the factor multiplying |y - c_l| in the soft path."""
-        return 1.0 / self.quantizer_temperature(num_levels)
-
-    def learning_rate_factor(self, epoch: int) -> float:
-        """Returns the multiplier of the base learning rates at 0-based ``epoch`` (digest §3.1)."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        pieces = sum(1 for boundary in self.lr_boundaries if epoch >= boundary)
-        return float(self.lr_factors[pieces])
-
-
-_DEFAULTS: dict[str, PresetDefaults] = {
-    # [U] MNIST: Adam 1e-2 (enc/dec), 2e-4 (critic), betas (0.5, 0.9); x1, x1/5 from epoch 20,
-    # x1/50 from 40; batch 64, 30 epochs; sigma = 1. Classifier: Adam 1e-3 (paper Tab. 2),
-    # batch 100 ([S7]); 15 epochs (97.3% on MNIST-10k; 10 in [S7], which trains on 60k).
-    "mnist": PresetDefaults(
-        preset="mnist",
-        temperature_coefficient=1.0,
-        temperature_scales_with_levels=False,
-        generator_learning_rate=1e-2,
-        critic_learning_rate=2e-4,
-        beta_1=0.5,
-        beta_2=0.9,
-        adam_epsilon=1e-8,
-        lr_boundaries=(20, 40),
-        lr_factors=(1.0, 0.2, 0.02),
-        batch_size=64,
-        epochs=30,
-        n_critic=1,
-        gp_weight=10.0,
-        classifier_optimizer="adam",
-        classifier_learning_rate=1e-3,
-        classifier_momentum=0.0,
-        classifier_batch_size=100,
-        classifier_epochs=15,
-    ),
-    # [U] SVHN: Adam 1e-4 for all, betas (0.5, 0.999); x1, x1/5 from epoch 25; batch 64, 80 epochs;
-    # sigma = 2/L. Classifier: ResNet-20 with [C]'s SGD (lr 1e-2, momentum 0.9), batch 64.
-    "svhn": PresetDefaults(
-        preset="svhn",
-        temperature_coefficient=0.5,
-        temperature_scales_with_levels=True,
-        generator_learning_rate=1e-4,
-        critic_learning_rate=1e-4,
-        beta_1=0.5,
-        beta_2=0.999,
-        adam_epsilon=1e-8,
-        lr_boundaries=(25,),
-        lr_factors=(1.0, 0.2),
-        batch_size=64,
-        epochs=80,
-        n_critic=1,
-        gp_weight=10.0,
-        classifier_optimizer="sgd",
-        classifier_learning_rate=1e-2,
-        classifier_momentum=0.9,
-        classifier_batch_size=64,
-        classifier_epochs=20,
-    ),
-    # digits (not in the paper): MNIST's settings, with a faster critic for short CPU runs.
-    "digits": PresetDefaults(
-        preset="digits",
-        temperature_coefficient=1.0,
-        temperature_scales_with_levels=False,
-        generator_learning_rate=1e-2,
-        critic_learning_rate=1e-3,
-        beta_1=0.5,
-        beta_2=0.9,
-        adam_epsilon=1e-8,
-        lr_boundaries=(20, 40),
-        lr_factors=(1.0, 0.2, 0.02),
-        batch_size=64,
-        epochs=30,
-        n_critic=1,
-        gp_weight=10.0,
-        classifier_optimizer="adam",
-        classifier_learning_rate=3e-3,
-        classifier_momentum=0.0,
-        classifier_batch_size=64,
-        classifier_epochs=30,
-    ),
-}
-
-
-def preset_defaults(preset: str) -> PresetDefaults:
-    """Returns the preset's recommended quantizer temperature and optimiser settings."""
-    return _DEFAULTS[_check_preset(preset)]
 
 
 # --------------------------------------------------------------------------------------------------

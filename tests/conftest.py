@@ -114,20 +114,21 @@ def mnist_dir() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def classifier_dir(tmp_path_factory) -> str:
     """A small digits reference classifier saved once per session (3 epochs, seed 0)."""
-    from rdc_keras import data
+    from rdc_keras import data, runs
     from rdc_keras.trainers import classifier as classifier_lib
 
     directory = tmp_path_factory.mktemp("classifier") / "clf"
     train = data.prepare(data.load_dataset("digits", "train"), 64, seed=0)
     model = classifier_lib.train_classifier("digits", train, epochs=3, seed=0, verbose=0)
-    classifier_lib.save_classifier(directory, model, "digits")
+    runs.save_classifier(directory, model, "digits")
     return str(directory)
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, classifier_dir) -> pathlib.Path:
     """A finished tiny rdc-train run: digits, d=2, L=3, lambda_c=0.04, one epoch of two steps."""
-    from rdc_keras.trainers.runner import TrainConfig, train_run
+    from rdc_keras.config import TrainConfig
+    from rdc_keras.trainers.runner import train_run
 
     workdir = tmp_path_factory.mktemp("tiny_run") / "run"
     train_run(

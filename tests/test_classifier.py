@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rdc_keras import data, runs
+from rdc_keras import config, data, files, runs
 from rdc_keras.trainers import classifier as classifier_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -61,8 +61,8 @@ def test_evaluate_classifier_matches_numpy(trained, digits):
 
 def test_save_load_round_trip_frozen(trained, digits, tmp_path):
     _, test = digits
-    classifier_lib.save_classifier(tmp_path / "clf", trained, "digits", note="digits test")
-    model, description = classifier_lib.load_classifier(tmp_path / "clf")
+    runs.save_classifier(tmp_path / "clf", trained, "digits", note="digits test")
+    model, description = runs.load_classifier(tmp_path / "clf")
     assert description == {"kind": "classifier", "preset": "digits", "note": "digits test"}
     assert model.trainable is False and model.trainable_weights == []
     images = next(iter(test))[0]
@@ -75,7 +75,7 @@ def test_save_load_round_trip_frozen(trained, digits, tmp_path):
 def test_load_classifier_refuses_other_networks(tmp_path, trained):
     runs.save_network(tmp_path / "enc", trained, {"kind": "encoder", "preset": "digits"})
     with pytest.raises(ValueError, match="expected 'classifier'"):
-        classifier_lib.load_classifier(tmp_path / "enc")
+        runs.load_classifier(tmp_path / "enc")
 
 
 def test_train_classifier_rejects_bad_epochs(digits):
@@ -92,6 +92,39 @@ def test_train_classifier_is_seeded():
     second = classifier_lib.train_classifier("digits", small, epochs=1, seed=3, verbose=0)
     for a, b in zip(first.weights, second.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_reference_classifier_is_float32_whatever_the_callers_policy(tmp_path, monkeypatch):
+    """The one judge path: float32 training, preset batch size, metrics saved with the weights."""
+    seen = []
+    train = classifier_lib.train_classifier
+
+    def spy(*args, **kwargs):
+        model = train(*args, **kwargs)
+        seen.append({layer.compute_dtype for layer in model.layers if layer.weights})
+        seen.append(next(iter(args[1]))[0].shape[0])  # the training batch size
+        return model
+
+    monkeypatch.setattr(classifier_lib, "train_classifier", spy)
+    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        _, description = classifier_lib.train_reference_classifier(
+            tmp_path / "judge", "digits", epochs=1, seed=0
+        )
+        assert tf.keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # restored
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+    batch = config.preset_defaults("digits").classifier_batch_size
+    assert seen == [{"float32"}, batch]
+    saved = files.read_json(tmp_path / "judge" / runs.NETWORK_FILE)
+    assert saved == description
+    assert description["batch_size"] == batch
+    assert set(description["test_metrics"]) == {"accuracy", "ce_nats"}
+    assert description["train_seconds"] > 0
+    reloaded, _ = runs.load_classifier(tmp_path / "judge")
+    test = data.prepare(data.load_dataset("digits", "test"), 1000, shuffle=False)
+    metrics = classifier_lib.evaluate_classifier(reloaded, test)
+    assert metrics["accuracy"] == pytest.approx(description["test_metrics"]["accuracy"], abs=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -121,7 +154,7 @@ def test_cli_writes_results_and_loadable_classifier(tmp_path):
     assert results["dataset"] == "digits" and results["units"] == {"ce_nats": "nats"}
     assert results["test"]["accuracy"] > 0.7  # chance is 0.1
     assert results["environment"]["tensorflow"] == tf.__version__
-    model, description = classifier_lib.load_classifier(workdir)
+    model, description = runs.load_classifier(workdir)
     assert description["test_metrics"] == results["test"]
     test = data.prepare(data.load_dataset("digits", "test"), 1000, shuffle=False)
     metrics = classifier_lib.evaluate_classifier(model, test)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import run_binary
 
-from rdc_keras import data, evaluation
-from rdc_keras.cli import evaluate as evaluate_cli
-from rdc_keras.trainers import classifier as classifier_lib
-from rdc_keras.trainers.runner import TrainConfig, load_encoder, load_head, train_run
+from rdc_keras import data, evaluation, runs
+from rdc_keras.config import TrainConfig
+from rdc_keras.runs import load_encoder, load_head
+from rdc_keras.trainers.runner import train_run
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROGRAM = "rdc-evaluate"
@@ -93,7 +93,7 @@ def test_scores_every_head_of_every_run_with_one_judge(written, tiny_run, univer
 
 def test_metrics_equal_a_direct_evaluation(written, classifier_dir):
     images, labels = data.load_arrays("digits", "test")
-    judge, _ = classifier_lib.load_classifier(classifier_dir)
+    judge, _ = runs.load_classifier(classifier_dir)
     assert written["config"]["reference_classifier"] == classifier_dir
     for record in written["heads"]:
         run = pathlib.Path(record["run"])
@@ -116,22 +116,23 @@ def test_prints_one_line_per_head(results, written):
 
 
 def test_head_filter_and_seed(tiny_run, universal_dir, written):
-    one = evaluate_cli.evaluate_runs([tiny_run, universal_dir], heads=[HEAD], seed=SEED)
+    one = evaluation.evaluate_runs([tiny_run, universal_dir], heads=[HEAD], seed=SEED)
     assert [record["head"] for record in one["heads"]] == [HEAD]
     same = next(record for record in written["heads"] if record["head"] == HEAD)
     assert one["heads"][0]["mse"] == same["mse"]  # same seed, same numbers
-    other = evaluate_cli.evaluate_runs([universal_dir], seed=SEED + 1)
+    other = evaluation.evaluate_runs([universal_dir], seed=SEED + 1)
     assert other["heads"][0]["mse"] != same["mse"]  # another dither
 
 
 def test_find_runs_expands_directories_above_runs(tiny_run, universal_dir, tmp_path):
-    assert evaluate_cli.find_runs([tiny_run, universal_dir]) == [tiny_run, universal_dir / HEAD]
+    found = runs.find_runs([tiny_run, universal_dir])
+    assert [run.path for run in found] == [tiny_run, universal_dir / HEAD]
     study = tmp_path / "study"  # a study: nested runs, and results.json files that are not runs
     nested = study / "e2e" / "d2-L3" / "c0.04"
     shutil.copytree(tiny_run, nested)
     (study / "results.json").write_text("{}")
     (study / "saved_models" / "heads").mkdir(parents=True)  # an export tree is not a run
-    assert evaluate_cli.find_runs([study]) == [nested]
+    assert [run.path for run in runs.find_runs([study])] == [nested]
 
 
 @pytest.mark.parametrize(

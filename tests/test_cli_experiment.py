@@ -97,6 +97,13 @@ def test_bad_flags_fail_with_one_line(results, name):
     assert not (results[name][2] / "study.json").exists()  # nothing was started
 
 
+def test_choices_are_the_library_presets_and_bases(results):
+    line = _one_line_error(results["unknown_preset"], "preset")
+    assert "<" + "|".join(experiment.PRESETS) + ">" in line, line
+    line = _one_line_error(results["unknown_base"], "base")
+    assert "<" + "|".join([*experiment.BASES, "both"]) + ">" in line, line
+
+
 def test_workdir_is_required(results):
     _one_line_error(results["missing_workdir"], "workdir")
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import run_binary
 
-from rdc_keras import runs
+from rdc_keras import files, runs
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROGRAM = "rdc-universal"
@@ -89,12 +89,12 @@ def test_trains_one_head_per_lambda_c_with_progress(results):
 
 
 def test_encoder_is_frozen_and_heads_record_it(results, base):
-    from rdc_keras.trainers.runner import load_encoder, load_head
+    from rdc_keras.runs import load_encoder, load_head
 
     assert _digest(results["weights"]) == results["weights_before"]  # never rewritten
     _, description = load_encoder(base)  # the recorded fingerprint still matches the weights
     for name, head_dir in _head_dirs(results["root"]).items():
-        head = runs.read_json(head_dir / "head.json")
+        head = files.read_json(head_dir / "head.json")
         assert head["encoder_fingerprint"] == description["fingerprint"]
         assert pathlib.Path(head["encoder_dir"]) == base / "encoder"
         assert head["lambda_c"] == float(name.split("-c")[1].split("-p")[0])

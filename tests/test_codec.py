@@ -1,9 +1,10 @@
-"""Tests for rdc_keras.codec and rdc-codec: container layout, packing, range coding, robustness.
+"""Tests for rdc_keras.codec and rdc-codec: container layout, range coding, robustness.
 
-Golden values are independent: hand-packed base-L bit strings, struct/zlib reads of the header
-layout, numpy cross-entropies for the range coder, and the exported SavedModels called directly
-for the in-memory reference. A trained digits export and an untrained "foreign" export (another
-encoder) are built once per session.
+Fixed-length packing is tested in test_packing.py, the prior tables in test_prior.py and image
+files in test_images.py. Golden values are independent: struct/zlib reads of the header layout,
+numpy cross-entropies for the range coder, and the exported SavedModels called directly for the
+in-memory reference. A trained digits export and an untrained "foreign" export (another encoder)
+are built once per session.
 """
 
 import json
@@ -19,11 +20,11 @@ import zlib
 import numpy as np
 import pytest
 
-from rdc_keras import codec, data, export, networks, runs
-from rdc_keras.cli import codec as codec_cli
+from rdc_keras import codec, data, export, networks, prior, runs
+from rdc_keras.config import TrainConfig
+from rdc_keras.files import write_json
 from rdc_keras.layers import dither
-from rdc_keras.trainers import classifier as classifier_lib
-from rdc_keras.trainers import runner
+from rdc_keras.trainers.runner import train_run
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -45,9 +46,9 @@ def models(tmp_path_factory):
     """Trained digits export (encoder, head) and its export directory."""
     root = tmp_path_factory.mktemp("codec")
     classifier = root / "classifier"  # an untrained judge: the codec does not depend on it
-    classifier_lib.save_classifier(classifier, networks.classifier("digits"), "digits")
-    runner.train_run(
-        runner.TrainConfig(
+    runs.save_classifier(classifier, networks.classifier("digits"), "digits")
+    train_run(
+        TrainConfig(
             workdir=str(root / "run"),
             dataset="digits",
             epochs=1,
@@ -89,7 +90,7 @@ def foreign(tmp_path_factory):
         networks.decoder("digits", 3),
         {"kind": "decoder", "preset": "digits", "latent_dim": 3},
     )
-    runs.write_json(
+    write_json(
         head_dir / "head.json",
         {"name": "h", "encoder_fingerprint": fingerprint, "lambda_d": 1.0, "lambda_c": 0.0},
     )
@@ -121,50 +122,6 @@ def _reference(models, images, seed):
 
 
 # ------------------------------------------------------------------------------------------------
-# Fixed-length packing.
-
-
-@pytest.mark.parametrize(
-    ("symbols", "num_levels", "expected"),
-    [
-        ([2, 1, 0], 3, bytes([0b10101000])),  # 2*9 + 1*3 + 0 = 21 in ceil(3 log2 3) = 5 bits
-        ([3, 0, 1], 4, bytes([0b11000100])),  # 110001 in 6 bits
-        ([1], 2, bytes([0b10000000])),
-        ([2, 2, 2, 2, 2, 2], 3, bytes([0b10110110, 0b00000000])),  # 728 in 10 bits
-        ([255, 0], 256, bytes([255, 0])),
-    ],
-)
-def test_pack_fixed_hand_worked(symbols, num_levels, expected):
-    assert codec.pack_fixed(np.array(symbols), num_levels) == expected
-    np.testing.assert_array_equal(
-        codec.unpack_fixed(expected, len(symbols), num_levels), np.array(symbols)
-    )
-
-
-@pytest.mark.parametrize("num_levels", [2, 3, 4, 5, 7, 16, 255, 256])
-def test_pack_fixed_round_trip_and_length(num_levels):
-    rng = np.random.default_rng(num_levels)
-    for n in (1, 2, 39, 40, 41, 4095, 4096, 4097, 9001):
-        symbols = rng.integers(0, num_levels, n)
-        packed = codec.pack_fixed(symbols, num_levels)
-        full, rest = divmod(n, 4096)
-        bits = full * math.ceil(4096 * math.log2(num_levels) - 1e-9)
-        bits += math.ceil(rest * math.log2(num_levels) - 1e-9) if rest else 0
-        assert codec.fixed_length_bits(n, num_levels) == bits
-        assert len(packed) == math.ceil(bits / 8)
-        np.testing.assert_array_equal(codec.unpack_fixed(packed, n, num_levels), symbols)
-
-
-def test_unpack_fixed_accepts_only_canonical_payloads():
-    with pytest.raises(codec.BitstreamError, match="out of range"):
-        codec.unpack_fixed(bytes([0b11000000]), 1, 3)  # 2 bits hold 3 >= L
-    with pytest.raises(codec.BitstreamError, match="padding"):
-        codec.unpack_fixed(bytes([0b10000001]), 1, 3)
-    with pytest.raises(codec.BitstreamError, match="expected 1"):
-        codec.unpack_fixed(bytes(2), 1, 3)
-
-
-# ------------------------------------------------------------------------------------------------
 # Range coding against stored tables.
 
 
@@ -175,7 +132,7 @@ def _metadata(cdf, fingerprint="ab" * 16):
         "image_shape": [8, 8, 1],
         "num_levels": len(cdf[0]) - 1,
         "latent_dim": len(cdf),
-        "prior": {"precision": 16, "cdf": cdf, "digest": export.prior_digest(cdf, 16)},
+        "prior": {"precision": 16, "cdf": cdf, "digest": prior.digest(cdf, 16)},
     }
 
 
@@ -206,21 +163,6 @@ def test_range_coding_beats_fixed_on_a_skewed_source():
     assert len(chosen) <= len(codec.encode_indices(uniform, flat, seed=0, method="range"))
 
 
-@pytest.mark.parametrize(
-    ("dithers", "num_levels", "bins", "expected"),
-    [
-        # L = 3: step 1, u in [-0.5, 0.5); bin = floor((u + 0.5) * bins).
-        ([-0.5, -0.5 + 1 / 32, -0.0, 0.0, 0.25, 0.49999997], 3, 32, [0, 1, 16, 16, 24, 31]),
-        # L = 5: step 0.5, u in [-0.25, 0.25); 4 bins of width 0.125.
-        ([-0.25, -0.125, -1e-7, 0.125, 0.2499999], 5, 4, [0, 1, 1, 3, 3]),
-        ([0.3, -0.3], 3, 1, [0, 0]),  # one bin; out-of-range values are clipped
-    ],
-)
-def test_offset_bins_hand_worked(dithers, num_levels, bins, expected):
-    dithers = np.asarray(dithers, np.float32)
-    np.testing.assert_array_equal(codec.offset_bins(dithers, num_levels, bins), expected)
-
-
 def _dithered_metadata(tables, fingerprint="ab" * 16):
     """Metadata with a dithered prior: tables [d][bins][L + 1] (no marginal prior use)."""
     tables = [[list(map(int, row)) for row in rows] for rows in tables]
@@ -230,7 +172,7 @@ def _dithered_metadata(tables, fingerprint="ab" * 16):
         "offset_bins": len(tables[0]),
         "precision": 16,
         "cdf": tables,
-        "digest": export.prior_digest(flat, 16),
+        "digest": prior.digest(flat, 16),
     }
     return meta
 
@@ -244,7 +186,7 @@ def test_dithered_coding_reaches_the_conditional_code_length():
     meta = _dithered_metadata(tables)
     seeds = 5 + np.arange(n, dtype=np.int64)
     u = dither(seeds, 2, num_levels).numpy()
-    table_bins = codec.offset_bins(u, num_levels, bins)
+    table_bins = prior.offset_bins(u, num_levels, bins)
     freq = np.diff(np.asarray(tables, np.float64), axis=-1) / 2**16  # [d, bins, L]
     rng = np.random.default_rng(1)
     indices = np.stack(
@@ -482,36 +424,7 @@ def test_range_files_need_the_same_prior(models, files, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# rdc-codec: image files, and compress / decompress in separate processes.
-
-
-def test_read_and_write_images(tmp_path, images):
-    from PIL import Image
-
-    pixels = np.rint(images[:2] * 255).astype(np.uint8)
-    Image.fromarray(pixels[0, ..., 0]).save(tmp_path / "a.png")
-    Image.fromarray(pixels[1, ..., 0]).convert("RGB").save(tmp_path / "rgb.png")
-    np.save(tmp_path / "b.npy", images[2:5])
-    np.save(tmp_path / "one.npy", images[5])
-    got, sources = codec_cli.read_images(
-        [str(tmp_path / "a.png"), str(tmp_path / "*.npy")], (8, 8, 1)
-    )
-    np.testing.assert_array_equal(got[0], pixels[0].astype(np.float32) / 255)
-    np.testing.assert_array_equal(got[1:], images[2:6])
-    assert [s["count"] for s in sources] == [1, 3, 1]
-    with pytest.raises(ValueError, match="RGB image, but the encoder expects L"):
-        codec_cli.read_images([str(tmp_path / "rgb.png")], (8, 8, 1))
-    with pytest.raises(ValueError, match="expected 16x16"):
-        codec_cli.read_images([str(tmp_path / "a.png")], (16, 16, 1))
-    with pytest.raises(ValueError, match=r"no \.png or \.npy files"):
-        codec_cli.read_images([str(tmp_path / "*.jpg")], (8, 8, 1))
-    written = codec_cli.write_images(images[:3], tmp_path / "out")
-    assert [pathlib.Path(p).name for p in written] == [f"image_0000{i}.png" for i in range(3)]
-    back, _ = codec_cli.read_images([str(tmp_path / "out")], (8, 8, 1))
-    np.testing.assert_array_equal(back, np.rint(images[:3] * 255) / np.float32(255))
-    codec_cli.write_images(images[:3], tmp_path / "out.npy")
-    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), images[:3])
-    assert not list(tmp_path.glob(".*"))  # no temporary files left
+# rdc-codec: compress / decompress in separate processes.
 
 
 def _cli(*args):

@@ -14,7 +14,9 @@ import re
 import numpy as np
 import pytest
 
-from rdc_keras import data, evaluation, experiment, runs
+from rdc_keras import data, evaluation, experiment, runs, study_report
+from rdc_keras.files import read_json
+from rdc_keras.layers import rate_bits
 
 MAIN, OTHER = (2, 3), (1, 3)
 LAMBDAS = (0.0, 0.04)
@@ -77,15 +79,12 @@ def test_results_json_has_every_model_every_metric_and_units(study):
 
 def test_results_match_an_independent_evaluation(study):
     """Reload one universal head and score it again with the study's judge, data and seed."""
-    from rdc_keras.trainers import classifier as classifier_lib
-    from rdc_keras.trainers.runner import load_encoder, load_head
-
     root = study["root"]
     row = _by_model(study["results"])["universal-paper-c0.04"]
     head_dir = root / row["workdir"] / "heads" / row["model"]
-    encoder, description = load_encoder(runs.read_json(head_dir / "head.json")["encoder_dir"])
-    decoder, _ = load_head(head_dir, description)
-    judge, _ = classifier_lib.load_classifier(root / "classifier")
+    encoder, description = runs.load_encoder(read_json(head_dir / "head.json")["encoder_dir"])
+    decoder, _ = runs.load_head(head_dir, description)
+    judge, _ = runs.load_classifier(root / "classifier")
     metrics = evaluation.evaluate(
         encoder, decoder, data.load_arrays("digits", "test"), judge, num_levels=3, seed=3
     )
@@ -151,6 +150,14 @@ def test_report_describes_training_and_lists_every_model(study):
         assert f"| {name} |" in report, name
 
 
+def test_report_is_rendered_from_the_results_file(study):
+    """report.md is study_report.render of results.json: nothing in it comes from elsewhere."""
+    root = study["root"]
+    results = json.loads((root / "results.json").read_text())
+    expected = study_report.render(results, study["config"], rate_bits(*MAIN))
+    assert (root / "report.md").read_text() == expected
+
+
 def test_figures_exist_and_the_report_links_them(study):
     root = study["root"]
     names = ["tradeoff", "rates"] + [f"reconstructions-{f}" for f in ("e2e", *UNIVERSAL)]
@@ -171,11 +178,11 @@ def test_universal_heads_record_their_base_encoder(study):
     }
     fingerprints = {}
     for family, encoder_dir in bases.items():
-        fingerprint = runs.read_json(encoder_dir / "network.json")["fingerprint"]
+        fingerprint = read_json(encoder_dir / "network.json")["fingerprint"]
         fingerprints[family] = fingerprint
         for lambda_c in LAMBDAS:
             head = root / family / tag / f"c{lambda_c:g}" / "heads" / f"{family}-c{lambda_c:g}"
-            description = runs.read_json(head / "head.json")
+            description = read_json(head / "head.json")
             assert description["encoder_fingerprint"] == fingerprint
             assert pathlib.Path(description["encoder_dir"]).resolve() == encoder_dir.resolve()
             assert description["lambda_c"] == lambda_c
@@ -280,7 +287,7 @@ def test_base_selects_the_universal_families(study, bases):
     results = json.loads((study["root"] / "results.json").read_text())
     results["models"] = [row for row in results["models"] if row["family"] in families]
     results["penalties"] = [p for p in results["penalties"] if p["family"] in families]
-    report = experiment._report(results, study["config"])
+    report = study_report.render(results, study["config"], rate_bits(*MAIN))
     assert ("multi-head base" in report) == ("multihead" in bases)
     assert ("paper base" in report) == ("paper" in bases)
     assert ("reconstructions-universal-multihead.png" in report) == ("multihead" in bases)

@@ -1,9 +1,11 @@
-"""Tests for rdc_keras.export and rdc-export: layout, signatures, stock ops, versions, prior.
+"""Tests for rdc_keras.export, rdc_keras.serving and rdc-export: layout, signatures, stock ops,
+versions, the prior tables an export stores.
 
 One digits run (a phase-1 head plus a phase-2 head on its frozen encoder) is trained and
 exported once per session. References are computed independently: the in-memory Keras
-encoder/decoder with the quantizer layer, numpy counts for the prior, hand-worked CDF tables,
-and TensorFlow's own `saved_model_cli` in subprocesses that never import tensorflow_compression.
+encoder/decoder with the quantizer layer, numpy counts for the prior (the prior's own unit tests
+are in test_prior.py), and TensorFlow's own `saved_model_cli` in subprocesses that never import
+tensorflow_compression.
 """
 
 import json
@@ -19,10 +21,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rdc_keras import data, export, networks, runs
+from rdc_keras import data, export, files, layers, networks, prior, runs, serving
+from rdc_keras.config import TrainConfig
 from rdc_keras.layers import UniversalQuantizer, dither
-from rdc_keras.trainers import classifier as classifier_lib
-from rdc_keras.trainers import runner
+from rdc_keras.trainers.runner import train_run
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
@@ -50,13 +52,13 @@ def runs_dir(tmp_path_factory) -> pathlib.Path:
     """
     root = tmp_path_factory.mktemp("export_runs")
     classifier = root / "classifier"
-    classifier_lib.save_classifier(classifier, networks.classifier("digits"), "digits")
+    runs.save_classifier(classifier, networks.classifier("digits"), "digits")
     base = dict(
         dataset="digits", epochs=1, steps_per_epoch=3, verbose=0, classifier_dir=str(classifier)
     )
-    runner.train_run(runner.TrainConfig(workdir=str(root / "a"), **base))
-    runner.train_run(
-        runner.TrainConfig(
+    train_run(TrainConfig(workdir=str(root / "a"), **base))
+    train_run(
+        TrainConfig(
             workdir=str(root / "b"),
             encoder_dir=str(root / "a" / "encoder"),
             head_name=PHASE2_HEAD,
@@ -82,7 +84,7 @@ def sample_images() -> np.ndarray:
 
 def _in_memory(runs_dir, images, seeds):
     """Indices and per-head images from the saved Keras networks, without any export code."""
-    encoder, description = runner.load_encoder(runs_dir / "a")
+    encoder, description = runs.load_encoder(runs_dir / "a")
     quantizer = UniversalQuantizer(description["num_levels"])
     d, L = description["latent_dim"], description["num_levels"]
     u = dither(tf.constant(seeds, tf.int64), d, L)
@@ -92,7 +94,7 @@ def _in_memory(runs_dir, images, seeds):
         runs_dir / "a" / "heads" / PHASE1_HEAD,
         runs_dir / "b" / "heads" / PHASE2_HEAD,
     ):
-        decoder, head = runner.load_head(head_dir, description)
+        decoder, head = runs.load_head(head_dir, description)
         decoded[head["name"]] = decoder(quantizer.decode(indices, u), training=False).numpy()
     return indices, decoded
 
@@ -103,8 +105,8 @@ def _in_memory(runs_dir, images, seeds):
 
 def test_layout_metadata_and_manifest(exported, runs_dir):
     export_dir, manifest = exported
-    description = runs.read_json(runs_dir / "a" / "encoder" / runs.NETWORK_FILE)
-    encoder_meta = runs.read_json(export_dir / "encoder" / "1" / "assets" / "rdc.json")
+    description = files.read_json(runs_dir / "a" / "encoder" / runs.NETWORK_FILE)
+    encoder_meta = files.read_json(export_dir / "encoder" / "1" / "assets" / "rdc.json")
     assert (export_dir / "encoder" / "1" / "saved_model.pb").exists()
     assert encoder_meta["kind"] == "encoder"
     assert encoder_meta["num_levels"] == 3 and encoder_meta["latent_dim"] == 3
@@ -115,15 +117,15 @@ def test_layout_metadata_and_manifest(exported, runs_dir):
     assert "base_seed + i" in encoder_meta["dither"]["seed_rule"]
     assert encoder_meta["lambdas"] == {"lambda_c": 0.0, "lambda_d": 1.0, "lambda_p": 0.0}
     for head_name, run in ((PHASE1_HEAD, "a"), (PHASE2_HEAD, "b")):
-        head_json = runs.read_json(runs_dir / run / "heads" / head_name / "head.json")
-        meta = runs.read_json(export_dir / "heads" / head_name / "1" / "assets" / "rdc.json")
+        head_json = files.read_json(runs_dir / run / "heads" / head_name / "head.json")
+        meta = files.read_json(export_dir / "heads" / head_name / "1" / "assets" / "rdc.json")
         assert meta["kind"] == "head" and meta["head"] == head_name
         assert meta["encoder_fingerprint"] == description["fingerprint"]
         assert meta["lambdas"]["lambda_c"] == head_json["lambda_c"]
         assert meta["test"] == head_json["test"]
         assert manifest["heads"][head_name]["lambdas"] == meta["lambdas"]
         assert manifest["heads"][head_name]["test"] == head_json["test"]
-    assert manifest == runs.read_json(export_dir / "manifest.json")
+    assert manifest == files.read_json(export_dir / "manifest.json")
     assert manifest["rate_bits"] == pytest.approx(3 * np.log2(3))
     assert manifest["prior"]["cdf"] == encoder_meta["prior"]["cdf"]
     hidden = [p for p in export_dir.rglob(".*")]
@@ -147,6 +149,23 @@ def test_models_config_lists_every_model(exported):
     }
     for path, version in names.values():
         assert path.is_absolute() and (path / str(version) / "saved_model.pb").exists()
+
+
+def test_export_reexports_the_reading_side():
+    """export keeps its public names; serving and the quantization layer own them."""
+    for name in ("EXPORT_FORMAT", "ExportedModel", "load_encoder", "load_head", "rest_request"):
+        assert getattr(export, name) is getattr(serving, name), name
+    assert export.saved_model_ops is serving.saved_model_ops
+    assert export.DITHER_CONVENTION is layers.DITHER_CONVENTION
+    assert {"load_encoder", "load_head", "DITHER_CONVENTION"} <= set(export.__all__)
+
+
+def test_phase2_run_alone_exports_with_its_recorded_encoder(exported, runs_dir, tmp_path):
+    """A run without an encoder/ exports its heads with the encoder its head.json records."""
+    manifest = export.export_run(runs_dir / "b", tmp_path, "b")
+    assert sorted(manifest["heads"]) == [PHASE2_HEAD]
+    assert manifest["encoder_fingerprint"] == exported[1]["encoder_fingerprint"]
+    assert manifest["prior"]["digest"] == exported[1]["prior"]["digest"]
 
 
 def test_models_config_serving_base_path():
@@ -210,59 +229,38 @@ def test_encoder_run_refuses_bad_inputs(exported):
 # Prior tables.
 
 
-@pytest.mark.parametrize(
-    ("counts", "precision", "expected"),
-    [
-        ([1, 1], 16, [0, 32768, 65536]),
-        ([1, 2, 1], 2, [0, 1, 3, 4]),
-        ([3, 3, 3], 4, [0, 6, 11, 16]),  # 16/3 each: the spare unit goes to the lowest symbol
-        ([0, 100], 4, [0, 1, 16]),  # zero count still gets probability 1/16
-        ([1000, 1, 1], 4, [0, 14, 15, 16]),  # minimum-1 bumps paid by the largest symbol
-    ],
-)
-def test_quantized_cdf_hand_worked(counts, precision, expected):
-    assert export.quantized_cdf(counts, precision) == expected
-
-
-def test_quantized_cdf_rejects_bad_input():
-    with pytest.raises(ValueError, match="non-negative"):
-        export.quantized_cdf([1, -1])
-    with pytest.raises(ValueError, match="cannot hold"):
-        export.quantized_cdf([1] * 5, precision=2)
-
-
 def test_prior_counts_the_training_split(exported, runs_dir):
     _, manifest = exported
-    prior = manifest["prior"]
+    stored = manifest["prior"]
     images = data.load_arrays("digits", "train")[0]
     seeds = np.arange(len(images), dtype=np.int64)  # export seed 0: image i gets 0 + i
-    encoder, _ = runner.load_encoder(runs_dir / "a")
+    encoder, _ = runs.load_encoder(runs_dir / "a")
     quantizer = UniversalQuantizer(3)
     indices = quantizer.encode(encoder(images, training=False), dither(seeds, 3, 3)).numpy()
     counts = np.stack([np.bincount(indices[:, j], minlength=3) for j in range(3)])
-    assert prior["counts"] == counts.tolist()
-    assert prior["num_images"] == len(images) == 1437
-    cdf = np.asarray(prior["cdf"])
+    assert stored["counts"] == counts.tolist()
+    assert stored["num_images"] == len(images) == 1437
+    cdf = np.asarray(stored["cdf"])
     freq = np.diff(cdf, axis=1)
     assert (freq >= 1).all() and (cdf[:, -1] == 2**16).all()
     exact = (counts + 1) / (counts + 1).sum(axis=1, keepdims=True) * 2**16  # add-one smoothing
     assert np.abs(freq - exact).max() < 1.0  # largest-remainder rounding
     p = counts / counts.sum(axis=1, keepdims=True)
     bits = -(p * np.log2(freq / 2**16)).sum()
-    assert prior["train_bits_per_image"] == pytest.approx(bits)
+    assert stored["train_bits_per_image"] == pytest.approx(bits)
 
 
 def test_dithered_prior_counts_shifted_training_latents(exported, runs_dir):
     """P(k | u) tables: every training latent shifted by each dither bin's centre, add-one."""
     _, manifest = exported
-    prior = manifest["prior"]["dithered"]
-    bins = prior["offset_bins"]
-    assert bins == export.DITHER_OFFSET_BINS
+    stored = manifest["prior"]["dithered"]
+    bins = stored["offset_bins"]
+    assert bins == prior.DITHER_OFFSET_BINS
     images = data.load_arrays("digits", "train")[0]
-    encoder, _ = runner.load_encoder(runs_dir / "a")
+    encoder, _ = runs.load_encoder(runs_dir / "a")
     latents = encoder(images, training=False).numpy().astype(np.float64)
     centres = -0.5 + (np.arange(bins) + 0.5) / bins  # L = 3: step 1, dither in [-0.5, 0.5)
-    cdf = np.asarray(prior["cdf"])
+    cdf = np.asarray(stored["cdf"])
     assert cdf.shape == (3, bins, 4)
     freq = np.diff(cdf, axis=-1)
     assert (freq >= 1).all() and (cdf[..., -1] == 2**16).all()
@@ -282,11 +280,11 @@ def test_dithered_prior_counts_shifted_training_latents(exported, runs_dir):
     indices = UniversalQuantizer(3).encode(latents.astype(np.float32), u).numpy()
     table_bins = np.clip(np.floor((u.astype(np.float64) + 0.5) * bins), 0, bins - 1).astype(int)
     p = freq[np.arange(3)[None, :], table_bins, indices] / 2**16
-    assert prior["train_bits_per_image"] == pytest.approx(-np.log2(p).sum(axis=1).mean())
-    flat = [row for rows in prior["cdf"] for row in rows]
-    assert prior["digest"] == export.prior_digest(flat, 16)
+    assert stored["train_bits_per_image"] == pytest.approx(-np.log2(p).sum(axis=1).mean())
+    flat = [row for rows in stored["cdf"] for row in rows]
+    assert stored["digest"] == prior.digest(flat, 16)
     # The dither is known to the receiver: conditioning on it never costs bits on average.
-    assert prior["train_bits_per_image"] <= manifest["prior"]["train_bits_per_image"] + 0.05
+    assert stored["train_bits_per_image"] <= manifest["prior"]["train_bits_per_image"] + 0.05
 
 
 # ------------------------------------------------------------------------------------------------
@@ -344,9 +342,9 @@ def test_load_encoder_checks_weights_against_fingerprint(exported, tmp_path):
     export_dir, _ = exported
     copy = tmp_path / "1"
     shutil.copytree(export_dir / "encoder" / "1", copy)
-    meta = runs.read_json(copy / "assets" / "rdc.json")
+    meta = files.read_json(copy / "assets" / "rdc.json")
     meta["encoder_fingerprint"] = "0" * 32
-    runs.write_json(copy / "assets" / "rdc.json", meta)
+    files.write_json(copy / "assets" / "rdc.json", meta)
     encoder = export.load_encoder(copy)
     with pytest.raises(ValueError, match="do not match the recorded fingerprint"):
         encoder.encode(np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int64))
@@ -355,9 +353,9 @@ def test_load_encoder_checks_weights_against_fingerprint(exported, tmp_path):
 def test_export_refuses_head_of_another_encoder(runs_dir, tmp_path):
     head = tmp_path / "heads" / "alien"
     shutil.copytree(runs_dir / "b" / "heads" / PHASE2_HEAD, head)
-    record = runs.read_json(head / "head.json")
+    record = files.read_json(head / "head.json")
     record["encoder_fingerprint"] = "0" * 32
-    runs.write_json(head / "head.json", record)
+    files.write_json(head / "head.json", record)
     with pytest.raises(ValueError, match="head belongs to encoder"):
         export.export_run(
             None, tmp_path / "out", "m", encoder_dir=runs_dir / "a" / "encoder", head_dirs=[head]
@@ -451,7 +449,7 @@ def test_heads_are_exported_with_batch_norm_folded(exported):
     batch_norm_ops = {"Rsqrt", "FusedBatchNorm", "FusedBatchNormV3"}
     for head_dir in sorted(export_dir.glob("heads/*/1")):
         assert not batch_norm_ops & set(export.saved_model_ops(head_dir)), head_dir
-        metadata = json.loads((head_dir / "assets" / export.METADATA_FILE).read_text())
+        metadata = json.loads((head_dir / "assets" / serving.METADATA_FILE).read_text())
         assert metadata["batch_norm_folded"] is True
     # The encoder keeps its trained layers (its weights are fingerprinted): the check can fail.
     assert batch_norm_ops & set(export.saved_model_ops(export_dir / "encoder" / "1"))
@@ -465,7 +463,7 @@ def test_heads_can_be_exported_as_trained(runs_dir, tmp_path, sample_images):
     outputs = []
     for root in (tmp_path / "plain", folded_root / "folded"):
         (head_dir,) = sorted(root.glob("heads/*/1"))
-        metadata = json.loads((head_dir / "assets" / export.METADATA_FILE).read_text())
+        metadata = json.loads((head_dir / "assets" / serving.METADATA_FILE).read_text())
         assert metadata["batch_norm_folded"] is (root.name == "folded")
         encoder = export.load_encoder(root)
         head = export.load_head(head_dir.parent, encoder)
@@ -556,12 +554,12 @@ def _check_request(body, signature):
 def test_rest_requests_fit_signatures(exported):
     export_dir, _ = exported
     encoder = export.load_encoder(export_dir)
-    body = runs.read_json(export_dir / "requests" / "encoder.json")
+    body = files.read_json(export_dir / "requests" / "encoder.json")
     outputs = _check_request(body, encoder.signature)
     image = data.load_arrays("digits", "train")[0][:1]
     assert body == export.rest_request({"images": image, "seeds": np.array([0])})
     for head_name in (PHASE1_HEAD, PHASE2_HEAD):
-        head_body = runs.read_json(export_dir / "requests" / f"{head_name}.json")
+        head_body = files.read_json(export_dir / "requests" / f"{head_name}.json")
         assert head_body["inputs"]["indices"] == outputs["indices"].numpy().tolist()
         head = export.load_head(export_dir / "heads" / head_name, encoder)
         assert _check_request(head_body, head.signature)["images"].shape == (1, 8, 8, 1)

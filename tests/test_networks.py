@@ -1,6 +1,5 @@
 """Tests for rdc_keras.networks: parameter counts, shapes, ranges, PyTorch defaults, dtypes."""
 
-import dataclasses
 import math
 
 import numpy as np
@@ -284,45 +283,6 @@ def test_outputs_are_float32_under_mixed_precision(policy, preset):
 
 
 # ------------------------------------------------------------------------------------------------
-# Preset defaults
-
-
-def test_quantizer_temperature_per_preset():
-    mnist, svhn = networks.preset_defaults("mnist"), networks.preset_defaults("svhn")
-    for levels in (2, 3, 4, 8):
-        assert mnist.quantizer_temperature(levels) == 1.0
-        assert mnist.quantizer_sigma(levels) == 1.0
-        assert svhn.quantizer_temperature(levels) == levels / 2
-        assert svhn.quantizer_sigma(levels) == pytest.approx(2 / levels)
-    assert svhn.quantizer_sigma(8) == pytest.approx(0.25)  # digest §2
-
-
-def test_optimizer_defaults_match_digest():
-    mnist, svhn = networks.preset_defaults("mnist"), networks.preset_defaults("svhn")
-    assert (mnist.generator_learning_rate, mnist.critic_learning_rate) == (1e-2, 2e-4)
-    assert (mnist.beta_1, mnist.beta_2) == (0.5, 0.9)
-    assert (svhn.generator_learning_rate, svhn.critic_learning_rate) == (1e-4, 1e-4)
-    assert (svhn.beta_1, svhn.beta_2) == (0.5, 0.999)
-    assert (mnist.batch_size, mnist.epochs, svhn.batch_size, svhn.epochs) == (64, 30, 64, 80)
-    assert mnist.gp_weight == svhn.gp_weight == 10.0
-    assert mnist.n_critic == svhn.n_critic == 1
-    factors = [mnist.learning_rate_factor(e) for e in (0, 19, 20, 39, 40, 100)]
-    assert factors == pytest.approx([1, 1, 0.2, 0.2, 0.02, 0.02])
-    factors = [svhn.learning_rate_factor(e) for e in (0, 24, 25, 79)]
-    assert factors == pytest.approx([1, 1, 0.2, 0.2])
-    for preset in networks.PRESETS:
-        d = networks.preset_defaults(preset)
-        assert d.preset == preset
-        assert len(d.lr_factors) == len(d.lr_boundaries) + 1
-        assert d.classifier_optimizer in ("adam", "sgd")
-
-
-def test_preset_defaults_are_frozen():
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        networks.preset_defaults("mnist").epochs = 1  # type: ignore[misc]
-
-
-# ------------------------------------------------------------------------------------------------
 # Bad input
 
 
@@ -333,8 +293,6 @@ def test_unknown_preset(preset):
             build(preset)
     with pytest.raises(ValueError, match="unknown preset"):
         networks.encoder(preset, 3)
-    with pytest.raises(ValueError, match="unknown preset"):
-        networks.preset_defaults(preset)
 
 
 @pytest.mark.parametrize("latent_dim", [0, -2, 2.5, 3.0, "3", True, None])
@@ -347,14 +305,3 @@ def test_bad_latent_dim(latent_dim):
 
 def test_numpy_integer_latent_dim_accepted():
     assert networks.encoder("digits", np.int64(2)).output_shape == (None, 2)
-
-
-@pytest.mark.parametrize("num_levels", [1, 0, 2.0, True])
-def test_bad_num_levels(num_levels):
-    with pytest.raises(ValueError, match="num_levels"):
-        networks.preset_defaults("svhn").quantizer_temperature(num_levels)
-
-
-def test_bad_epoch():
-    with pytest.raises(ValueError, match="epoch"):
-        networks.preset_defaults("mnist").learning_rate_factor(-1)

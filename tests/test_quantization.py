@@ -17,6 +17,7 @@ import tensorflow as tf
 from scipy import stats
 from tensorflow.python.framework import op_def_registry
 
+from rdc_keras import layers as rdc_layers
 from rdc_keras.layers import UniformQuantizer, UniversalQuantizer, dither
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -265,6 +266,44 @@ def test_rate_of_three_levels_in_three_dims_is_log2_27():
     assert q.rate_bits(3) == pytest.approx(4.755, abs=5e-4)
     assert UniversalQuantizer(4).rate_bits(10) == pytest.approx(20.0)
     assert UniversalQuantizer(8).bits_per_dim == pytest.approx(3.0)
+
+
+# ---------------------------------------------------------------- the numpy contract
+
+
+@pytest.mark.parametrize("num_levels", [2, 3, 4, 5, 8, 256])
+def test_numpy_nearest_index_equals_the_layers_rule(num_levels):
+    rng = np.random.default_rng(num_levels)
+    v = rng.uniform(-1.3, 1.3, 20_000).astype(np.float32)
+    centres = rdc_layers.centers(num_levels)
+    midpoints = (centres[:-1] + centres[1:]) / 2  # exact ties go to the higher centre
+    v = np.concatenate([v, centres, midpoints, [-1.0, 1.0, -5.0, 5.0]]).astype(np.float32)
+    expected = UniformQuantizer(num_levels).indices(v).numpy()
+    np.testing.assert_array_equal(rdc_layers.nearest_index(v, num_levels), expected)
+    np.testing.assert_array_equal(centres, UniformQuantizer(num_levels).centers.numpy())
+    # By hand for L = 3 (centres -1, 0, 1): ties at -0.5 and 0.5 go up.
+    got = rdc_layers.nearest_index(np.array([-0.75, -0.5, -0.25, 0.5, 0.9]), 3)
+    np.testing.assert_array_equal(got, [0, 1, 1, 2, 2])
+
+
+def test_image_seeds_and_rate_bits():
+    np.testing.assert_array_equal(rdc_layers.image_seeds(7, 3), [7, 8, 9])
+    np.testing.assert_array_equal(rdc_layers.image_seeds(7, 2, offset=5), [12, 13])
+    assert rdc_layers.image_seeds(-(2**62), 1).dtype == np.int64
+    assert rdc_layers.rate_bits(3, 3) == pytest.approx(math.log2(27))
+    assert rdc_layers.rate_bits(10, 8) == 30.0
+
+
+def test_send_and_receive_pair_latents_with_their_seeds():
+    q = UniversalQuantizer(3)
+    y = np.random.default_rng(0).uniform(-1, 1, (6, 4)).astype(np.float32)
+    seeds = rdc_layers.image_seeds(11, 6)
+    u = dither(seeds, 4, 3)
+    indices = q.send(y, seeds)
+    np.testing.assert_array_equal(indices.numpy(), q.encode(y, u).numpy())
+    np.testing.assert_array_equal(q.receive(indices, seeds).numpy(), q.decode(indices, u).numpy())
+    other = q.send(y, seeds + 1)  # another dither moves some indices
+    assert (other.numpy() != indices.numpy()).any()
 
 
 # ---------------------------------------------------------------- Keras citizenship

@@ -1,17 +1,19 @@
-"""Tests for rdc_keras.trainers.runner: TrainConfig, train_run's work directory, reruns, phase 2.
+"""Tests for rdc_keras.trainers.runner: train_run's work directory, reruns, phase 2.
 
 One small digits run (2 epochs of 3 steps, with a critic) is shared by the module; the
 interrupted/diverged runs of the `rdc-train` binary are in test_cli_train.py.
 """
 
 import json
+import pathlib
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from rdc_keras import data, runs
-from rdc_keras.trainers import classifier as classifier_lib
+from rdc_keras import data, files, networks, runs
+from rdc_keras.config import TrainConfig
 from rdc_keras.trainers import runner
 from rdc_keras.trainers.rdc import RDCTrainer
 
@@ -21,7 +23,7 @@ SMALL = dict(epochs=2, steps_per_epoch=3, batch_size=16, verbose=0)
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory, classifier_dir):
     """A finished phase-1 run with a critic and a non-default quantizer temperature."""
-    config = runner.TrainConfig(
+    config = TrainConfig(
         workdir=str(tmp_path_factory.mktemp("runs") / "base"),
         classifier_dir=classifier_dir,
         lambda_c=0.01,
@@ -34,7 +36,7 @@ def base_run(tmp_path_factory, classifier_dir):
 
 
 # ------------------------------------------------------------------------------------------------
-# TrainConfig
+# Bad configurations
 
 
 @pytest.mark.parametrize(
@@ -64,26 +66,11 @@ def base_run(tmp_path_factory, classifier_dir):
     ],
 )
 def test_bad_config_names_the_flag_and_writes_nothing(tmp_path, overrides, flag):
-    config = runner.TrainConfig(workdir=str(tmp_path / "run"), **overrides)
+    config = TrainConfig(workdir=str(tmp_path / "run"), **overrides)
     with pytest.raises(ValueError, match=flag) as error:
         runner.train_run(config)
     assert "\n" not in str(error.value)
     assert not (tmp_path / "run").exists()
-
-
-def test_resolved_fills_preset_defaults(tmp_path):
-    resolved = runner.TrainConfig(workdir=str(tmp_path), lambda_c=0.015).resolved()
-    assert resolved["preset"] == "digits"
-    assert resolved["head_name"] == "d1-c0.015-p0"
-    assert resolved["epochs"] == 30 and resolved["batch_size"] == 64
-    assert resolved["temperature"] == 1.0
-    assert resolved["lr_boundaries"] == [20, 40] and resolved["lr_factors"] == [1.0, 0.2, 0.02]
-    explicit = runner.TrainConfig(
-        workdir=str(tmp_path), epochs=3, batch_size=8, temperature=0.25, head_name="mine"
-    ).resolved()
-    assert (explicit["epochs"], explicit["batch_size"], explicit["temperature"]) == (3, 8, 0.25)
-    assert explicit["head_name"] == "mine"
-    json.dumps(explicit)  # config.json must be able to hold it
 
 
 # ------------------------------------------------------------------------------------------------
@@ -92,11 +79,11 @@ def test_resolved_fills_preset_defaults(tmp_path):
 
 def test_run_writes_the_work_directory(base_run):
     config, results = base_run
-    workdir = runner.pathlib.Path(config.workdir)
+    workdir = pathlib.Path(config.workdir)
     names = {p.name for p in workdir.iterdir()}
     assert names == {"config.json", "metrics.jsonl", "logs", "encoder", "heads", "results.json"}
-    stored = runs.read_json(workdir / "config.json")
-    assert stored["config"] == json.loads(json.dumps(config.resolved()))
+    stored = files.read_json(workdir / "config.json")
+    assert stored["config"] == json.loads(json.dumps(config.resolved().to_dict()))
     assert stored["environment"]["tensorflow"] == tf.__version__
 
     lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
@@ -107,7 +94,7 @@ def test_run_writes_the_work_directory(base_run):
         )
         assert all(np.isfinite(v) for v in line.values())
 
-    assert results == runs.read_json(workdir / "results.json")
+    assert results == files.read_json(workdir / "results.json")
     assert results["epochs"] == 2 and results["head"] == "d1-c0.01-p0.01"
     assert (
         results["units"]["mse"] == "per-pixel mean on [0, 1]" and results["units"]["ce"] == "nats"
@@ -120,19 +107,19 @@ def test_run_writes_the_work_directory(base_run):
 def test_saved_networks_reproduce_the_test_metrics(base_run):
     """Encoder, head and critic reload and give the recorded test metrics again."""
     config, results = base_run
-    workdir = runner.pathlib.Path(config.workdir)
-    encoder, encoder_description = runner.load_encoder(workdir)
+    workdir = pathlib.Path(config.workdir)
+    encoder, encoder_description = runs.load_encoder(workdir)
     assert encoder_description["fingerprint"] == results["encoder_fingerprint"]
     assert encoder_description["temperature"] == 0.5
     assert encoder_description["image_shape"] == [8, 8, 1]
     head_dir = workdir / "heads" / results["head"]
-    decoder, head = runner.load_head(head_dir, encoder_description)
+    decoder, head = runs.load_head(head_dir, encoder_description)
     assert head["encoder_fingerprint"] == results["encoder_fingerprint"]
     assert (head["lambda_c"], head["lambda_p"]) == (0.01, 0.01)
     critic, _ = runs.load_network(
-        head_dir / "critic", lambda d: runner.networks.critic(d["preset"]), kind="critic"
+        head_dir / "critic", lambda d: networks.critic(d["preset"]), kind="critic"
     )
-    judge, _ = classifier_lib.load_classifier(config.classifier_dir)
+    judge, _ = runs.load_classifier(config.classifier_dir)
     trainer = RDCTrainer(
         encoder,
         decoder,
@@ -153,24 +140,24 @@ def test_saved_networks_reproduce_the_test_metrics(base_run):
 
 def test_load_checks_fingerprints(base_run, tmp_path):
     config, results = base_run
-    workdir = runner.pathlib.Path(config.workdir)
+    workdir = pathlib.Path(config.workdir)
     head_dir = workdir / "heads" / results["head"]
     with pytest.raises(ValueError, match="head belongs to encoder"):
-        runner.load_head(head_dir, {"fingerprint": "0" * 32})
+        runs.load_head(head_dir, {"fingerprint": "0" * 32})
     # An encoder whose weights no longer match their recorded fingerprint is refused.
     copy = tmp_path / "encoder"
-    runner.shutil.copytree(workdir / "encoder", copy)
-    description = runs.read_json(copy / runs.NETWORK_FILE)
-    runs.write_json(copy / runs.NETWORK_FILE, dict(description, fingerprint="f" * 32))
+    shutil.copytree(workdir / "encoder", copy)
+    description = files.read_json(copy / runs.NETWORK_FILE)
+    files.write_json(copy / runs.NETWORK_FILE, dict(description, fingerprint="f" * 32))
     with pytest.raises(ValueError, match="do not match their recorded fingerprint"):
-        runner.load_encoder(copy)
+        runs.load_encoder(copy)
 
 
 def test_rerun_reports_finished_run_without_training(base_run, capsys):
     config, results = base_run
-    workdir = runner.pathlib.Path(config.workdir)
+    workdir = pathlib.Path(config.workdir)
     before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
-    again = runner.train_run(runner.TrainConfig(**dict(vars(config), verbose=1)))
+    again = runner.train_run(TrainConfig(**dict(vars(config), verbose=1)))
     assert again == results
     assert "run already finished" in capsys.readouterr().out
     assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
@@ -178,20 +165,20 @@ def test_rerun_reports_finished_run_without_training(base_run, capsys):
 
 def test_different_config_in_same_workdir_is_refused(base_run):
     config, _ = base_run
-    workdir = runner.pathlib.Path(config.workdir)
+    workdir = pathlib.Path(config.workdir)
     before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
     with pytest.raises(ValueError, match=r"holds a run with .*lambda_c=0\.01 \(not 0\.5\)"):
-        runner.train_run(runner.TrainConfig(**dict(vars(config), lambda_c=0.5)))
+        runner.train_run(TrainConfig(**dict(vars(config), lambda_c=0.5)))
     assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
 
 def test_phase_two_head_on_frozen_encoder(base_run, tmp_path):
     """encoder_dir: a new head on the frozen encoder; the encoder's temperature is reused."""
     config, results = base_run
-    phase2 = runner.TrainConfig(
+    phase2 = TrainConfig(
         workdir=str(tmp_path / "head"),
         classifier_dir=config.classifier_dir,
-        encoder_dir=str(runner.pathlib.Path(config.workdir) / "encoder"),
+        encoder_dir=str(pathlib.Path(config.workdir) / "encoder"),
         lambda_c=0.02,
         epochs=1,
         steps_per_epoch=2,
@@ -201,16 +188,16 @@ def test_phase_two_head_on_frozen_encoder(base_run, tmp_path):
     head_results = runner.train_run(phase2)
     assert head_results["encoder_fingerprint"] == results["encoder_fingerprint"]
     assert not (tmp_path / "head" / "encoder").exists()  # the encoder is not copied
-    head = runs.read_json(tmp_path / "head" / "heads" / "d1-c0.02-p0" / "head.json")
+    head = files.read_json(tmp_path / "head" / "heads" / "d1-c0.02-p0" / "head.json")
     assert head["encoder_fingerprint"] == results["encoder_fingerprint"]
-    assert runs.read_json(tmp_path / "head" / "config.json")["config"]["temperature"] == 0.5
+    assert files.read_json(tmp_path / "head" / "config.json")["config"]["temperature"] == 0.5
     # The same command again is recognised as finished (not refused over the temperature).
     assert runner.train_run(phase2) == head_results
 
 
 def test_mixed_bfloat16_run_restores_the_global_policy(tmp_path, classifier_dir):
     previous = tf.keras.mixed_precision.global_policy().name
-    config = runner.TrainConfig(
+    config = TrainConfig(
         workdir=str(tmp_path / "bf16"),
         classifier_dir=classifier_dir,
         mixed_precision="mixed_bfloat16",
@@ -222,7 +209,7 @@ def test_mixed_bfloat16_run_restores_the_global_policy(tmp_path, classifier_dir)
     results = runner.train_run(config)
     assert tf.keras.mixed_precision.global_policy().name == previous
     assert all(np.isfinite(v) for v in results["test"].values())
-    stored = runs.read_json(tmp_path / "bf16" / "config.json")["config"]
+    stored = files.read_json(tmp_path / "bf16" / "config.json")["config"]
     assert stored["mixed_precision"] == "mixed_bfloat16"
 
 
@@ -230,9 +217,7 @@ def test_crash_while_saving_resumes_without_training_again(
     tmp_path, classifier_dir, monkeypatch, capsys
 ):
     """A kill after the last epoch (during the final evaluate/save) must not cost the training."""
-    config = runner.TrainConfig(
-        workdir=str(tmp_path / "run"), classifier_dir=classifier_dir, **SMALL
-    )
+    config = TrainConfig(workdir=str(tmp_path / "run"), classifier_dir=classifier_dir, **SMALL)
     save_outputs = runner._save_outputs
 
     def crash(*args, **kwargs):
@@ -248,10 +233,10 @@ def test_crash_while_saving_resumes_without_training_again(
 
     monkeypatch.setattr(runner, "_save_outputs", save_outputs)
     capsys.readouterr()
-    results = runner.train_run(runner.TrainConfig(**dict(vars(config), verbose=1)))
+    results = runner.train_run(TrainConfig(**dict(vars(config), verbose=1)))
     printed = capsys.readouterr().out
     assert "epoch " not in printed, printed  # no epoch was trained again
     assert (workdir / "metrics.jsonl").read_text().splitlines() == logged
-    assert results == runs.read_json(workdir / "results.json")
+    assert results == files.read_json(workdir / "results.json")
     assert results["epochs"] == SMALL["epochs"]
     assert not (workdir / "backup").exists()  # removed once the results are written

@@ -1,4 +1,4 @@
-"""Tests for rdc_keras.runs: atomic JSON and directories, network round trips, fingerprints."""
+"""Tests for rdc_keras.runs: saved networks, fingerprints, run directories and their heads."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rdc_keras import networks, runs
+from rdc_keras import files, networks, runs
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -23,78 +23,6 @@ def _encoder_builder(description):
 def encoder():
     tf.keras.utils.set_random_seed(0)
     return networks.encoder("digits", 3)
-
-
-def _leftovers(directory: pathlib.Path) -> list[str]:
-    """Hidden temporary files or directories left next to the outputs."""
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
-
-
-# ------------------------------------------------------------------------------------------------
-# JSON files
-
-
-def test_write_json_round_trip_and_no_temporary_file(tmp_path):
-    payload = {"b": [1, 2.5], "a": {"nested": None}, "path": pathlib.Path("x/y"), "arr": np.eye(2)}
-    runs.write_json(tmp_path / "sub" / "out.json", payload)
-    loaded = json.loads((tmp_path / "sub" / "out.json").read_text())
-    assert loaded == {"b": [1, 2.5], "a": {"nested": None}, "path": "x/y", "arr": [[1, 0], [0, 1]]}
-    assert runs.read_json(tmp_path / "sub" / "out.json") == loaded
-    assert _leftovers(tmp_path / "sub") == []
-
-
-def test_write_json_failure_keeps_previous_file(tmp_path):
-    path = tmp_path / "out.json"
-    runs.write_json(path, {"v": 1})
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        runs.write_json(path, {"v": object()})
-    assert runs.read_json(path) == {"v": 1}
-    assert _leftovers(tmp_path) == []
-
-
-def test_read_json_errors_name_the_file(tmp_path):
-    with pytest.raises(ValueError, match=r"missing\.json: file not found"):
-        runs.read_json(tmp_path / "missing.json")
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ValueError, match=r"bad\.json: not valid JSON"):
-        runs.read_json(tmp_path / "bad.json")
-
-
-# ------------------------------------------------------------------------------------------------
-# atomic_directory
-
-
-def test_atomic_directory_creates_on_success(tmp_path):
-    target = tmp_path / "net"
-    with runs.atomic_directory(target) as tmp:
-        assert tmp != target and tmp.parent == tmp_path
-        (tmp / "a.txt").write_text("new")
-        assert not target.exists()  # nothing visible before the block ends
-    assert (target / "a.txt").read_text() == "new"
-    assert _leftovers(tmp_path) == []
-
-
-def test_atomic_directory_leaves_nothing_on_error(tmp_path):
-    target = tmp_path / "net"
-    with pytest.raises(RuntimeError, match="boom"), runs.atomic_directory(target) as tmp:
-        (tmp / "half.txt").write_text("partial")
-        raise RuntimeError("boom")
-    assert not target.exists()
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_directory_replaces_whole_or_keeps_old(tmp_path):
-    target = tmp_path / "net"
-    target.mkdir()
-    (target / "old.txt").write_text("old")
-    with pytest.raises(RuntimeError), runs.atomic_directory(target) as tmp:
-        (tmp / "new.txt").write_text("new")
-        raise RuntimeError("interrupted")
-    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
-    with runs.atomic_directory(target) as tmp:
-        (tmp / "new.txt").write_text("new")
-    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
-    assert _leftovers(tmp_path) == []
 
 
 # ------------------------------------------------------------------------------------------------
@@ -148,7 +76,7 @@ def test_load_network_errors(tmp_path, encoder):
 
 _FINGERPRINT_SCRIPT = """
 import sys
-from rdc_keras import networks, runs
+from rdc_keras import files, networks, runs
 encoder, _ = runs.load_network(
     sys.argv[1], lambda d: networks.encoder(d["preset"], d["latent_dim"]), kind="encoder"
 )
@@ -201,3 +129,82 @@ def test_environment_records_versions():
     assert env["numpy"] == np.__version__
     assert env["cpu_count"] == os.cpu_count()
     assert isinstance(env["argv"], list) and env["date"]
+
+
+# ------------------------------------------------------------------------------------------------
+# RunDir, heads and find_runs
+
+
+def _fake_run(
+    root: pathlib.Path, heads: dict[str, dict], config: dict | None = None
+) -> runs.RunDir:
+    """A run directory with config.json, results.json and head.json files (no weights)."""
+    run = runs.RunDir(root)
+    files.write_json(run.config_path, {"config": config or {"dataset": "digits"}})
+    files.write_json(run.results_path, {"test": {}})
+    for name, description in heads.items():
+        files.write_json(run.head_dir(name) / runs.HEAD_FILE, {"name": name, **description})
+    return run
+
+
+def test_run_dir_names_the_layout(tmp_path):
+    run = runs.RunDir(tmp_path / "r")
+    assert run.config_path == tmp_path / "r" / "config.json"
+    assert run.results_path == tmp_path / "r" / "results.json"
+    assert run.metrics_path == tmp_path / "r" / "metrics.jsonl"
+    assert (run.encoder_dir, run.heads_dir) == (
+        tmp_path / "r" / "encoder",
+        tmp_path / "r" / "heads",
+    )
+    assert run.classifier_dir == tmp_path / "r" / "classifier"
+    assert run.head_dir("h") == tmp_path / "r" / "heads" / "h"
+    assert not run.is_finished() and run.heads() == []
+
+
+def test_heads_are_sorted_and_skip_temporaries(tmp_path):
+    run = _fake_run(
+        tmp_path / "r",
+        {"b": {"lambda_c": 0.1, "encoder_dir": "enc", "encoder_fingerprint": "f"}, "a": {}},
+    )
+    (run.heads_dir / ".b.x.tmp").mkdir()  # an interrupted save
+    (run.heads_dir / "c").mkdir()  # no head.json: not a head
+    heads = run.heads()
+    assert [head.name for head in heads] == ["a", "b"]
+    b = heads[1]
+    assert b.path == run.head_dir("b") and b.encoder_dir == pathlib.Path("enc")
+    assert b.encoder_fingerprint == "f" and b.lambdas == {"lambda_c": 0.1}
+    assert run.is_finished()
+
+
+def test_encoder_source_own_or_recorded(tmp_path):
+    phase2 = _fake_run(tmp_path / "p2", {}, {"encoder_dir": "base/encoder"})
+    assert phase2.encoder_source() == pathlib.Path("base/encoder")
+    own = _fake_run(tmp_path / "p1", {}, {"encoder_dir": None})
+    files.write_json(own.encoder_dir / runs.NETWORK_FILE, {"kind": "encoder"})
+    assert own.encoder_source() == own.encoder_dir
+    with pytest.raises(ValueError, match="no encoder/ and no recorded encoder_dir"):
+        _fake_run(tmp_path / "none", {}, {"encoder_dir": None}).encoder_source()
+
+
+def test_config_round_trip_through_the_run_dir(tmp_path):
+    from rdc_keras.config import TrainConfig
+
+    config = TrainConfig(
+        workdir=str(tmp_path / "r"), lambda_c=0.02, lr_boundaries=[2], lr_factors=[1.0, 0.1]
+    ).resolved()
+    run = runs.RunDir(config.workdir)
+    run.write_config(config)
+    assert run.config() == config
+    stored = files.read_json(run.config_path)
+    assert stored["config"] == json.loads(json.dumps(config.to_dict()))
+    assert stored["environment"]["tensorflow"] == tf.__version__
+
+
+def test_find_runs_expands_directories_above_runs(tmp_path):
+    one = _fake_run(tmp_path / "study" / "e2e" / "c0", {"h": {}})
+    two = _fake_run(tmp_path / "study" / "e2e" / "c1", {"h": {}})
+    found = runs.find_runs([tmp_path / "study"])
+    assert [run.path for run in found] == [one.path, two.path]
+    assert [run.path for run in runs.find_runs([one.path])] == [one.path]
+    with pytest.raises(ValueError, match="not a finished run"):
+        runs.find_runs([tmp_path / "empty"])

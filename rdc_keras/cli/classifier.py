@@ -6,12 +6,14 @@ Example: rdc-classifier --dataset=mnist_idx --data_dir=../shared/data/mnist --wo
 from __future__ import annotations
 
 import pathlib
-import time
 
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
+from rdc_keras import config, runs
 from rdc_keras.cli.common import main_wrapper, parse_flags
+from rdc_keras.files import write_json
+from rdc_keras.trainers.classifier import train_reference_classifier
 
 __all__ = ["run"]
 
@@ -20,9 +22,7 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Output directory (the saved classifier and results).")
-    flags.DEFINE_enum(
-        "dataset", "digits", ["digits", "mnist_idx", "mnist", "svhn_cropped"], "Dataset."
-    )
+    flags.DEFINE_enum("dataset", "digits", list(config.DATASETS), "Dataset.")
     flags.DEFINE_string("data_dir", None, "Data directory (IDX files or a prepared TFDS dir).")
     flags.DEFINE_integer("epochs", None, "Epochs (preset default).")
     flags.DEFINE_integer("batch_size", None, "Batch size (preset default).")
@@ -43,46 +43,30 @@ def main(argv: list[str]) -> None:
     workdir = pathlib.Path(FLAGS.workdir)
     # The saved classifier replaces --workdir as a whole: never an unrelated directory.
     if workdir.exists() and (
-        not workdir.is_dir() or (any(workdir.iterdir()) and not (workdir / "network.json").exists())
+        not workdir.is_dir() or (any(workdir.iterdir()) and not runs.is_saved_network(workdir))
     ):
         raise ValueError(f"--workdir={workdir}: exists and holds no saved classifier")
 
-    from rdc_keras import data, networks, runs
-    from rdc_keras.trainers import classifier as classifier_lib
-
-    info = data.dataset_info(FLAGS.dataset)
-    defaults = networks.preset_defaults(info.preset)
-    batch_size = FLAGS.batch_size or defaults.classifier_batch_size
-    train = data.prepare(
-        data.load_dataset(FLAGS.dataset, "train", data_dir=FLAGS.data_dir),
-        batch_size,
-        shuffle=True,
+    _, description = train_reference_classifier(
+        workdir,
+        FLAGS.dataset,
+        FLAGS.data_dir,
         seed=FLAGS.seed,
-    )
-    test = data.prepare(
-        data.load_dataset(FLAGS.dataset, "test", data_dir=FLAGS.data_dir), 1000, shuffle=False
-    )
-    start = time.perf_counter()
-    model = classifier_lib.train_classifier(
-        info.preset,
-        train,
         epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
         learning_rate=FLAGS.learning_rate,
-        seed=FLAGS.seed,
         verbose=FLAGS.verbose,
     )
-    seconds = time.perf_counter() - start
-    metrics = classifier_lib.evaluate_classifier(model, test)
-    classifier_lib.save_classifier(workdir, model, info.preset, test_metrics=metrics)
-    runs.write_json(
+    metrics = description["test_metrics"]
+    write_json(
         workdir / "results.json",
         {
             "test": metrics,
             "units": {"ce_nats": "nats"},
-            "train_seconds": round(seconds, 2),
+            "train_seconds": description["train_seconds"],
             "dataset": FLAGS.dataset,
             "seed": FLAGS.seed,
-            "batch_size": batch_size,
+            "batch_size": description["batch_size"],
             "environment": runs.environment(),
         },
     )

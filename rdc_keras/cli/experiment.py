@@ -17,6 +17,7 @@ from __future__ import annotations
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
+from rdc_keras import experiment
 from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
 
 __all__ = ["run"]
@@ -25,7 +26,7 @@ FLAGS = flags.FLAGS
 
 
 def _define_flags() -> None:
-    flags.DEFINE_enum("preset", "digits", ["digits", "mnist10k", "mnist", "svhn"], "Study preset.")
+    flags.DEFINE_enum("preset", "digits", list(experiment.PRESETS), "Study preset.")
     flags.DEFINE_string("workdir", None, "Study directory (runs, results, report, figures).")
     flags.DEFINE_string("data_dir", None, "Data directory (mnist10k: the MNIST t10k IDX files).")
     flags.DEFINE_integer("epochs", None, "Epochs per model (preset default).")
@@ -39,7 +40,7 @@ def _define_flags() -> None:
     flags.DEFINE_enum(
         "base",
         "both",
-        ["paper", "multihead", "both"],
+        [*experiment.BASES, "both"],
         "Universal heads on the paper's single-lambda base encoder, on a multi-head base "
         "encoder trained with one head per lambda_c, or both (compared in the report).",
     )
@@ -61,8 +62,6 @@ def _rates(values):
 
 
 def main(argv: list[str]) -> None:
-    from rdc_keras import experiment
-
     for name in ("epochs", "steps_per_epoch", "classifier_epochs"):
         value = getattr(FLAGS, name)
         if value is not None and value < 1:

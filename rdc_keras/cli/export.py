@@ -17,6 +17,7 @@ import json
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
+from rdc_keras import data
 from rdc_keras.cli.common import main_wrapper, parse_flags
 
 __all__ = ["run"]
@@ -36,7 +37,7 @@ def _define_flags() -> None:
         "prior_dataset", None, "Dataset of the entropy-coding prior (default: the encoder run's)."
     )
     flags.DEFINE_string("data_dir", None, "Data directory of --prior_dataset.")
-    flags.DEFINE_enum("prior_split", "train", ["train", "test"], "Split the prior is counted on.")
+    flags.DEFINE_enum("prior_split", "train", list(data.SPLITS), "Split the prior is counted on.")
     flags.DEFINE_integer("seed", 0, "Base dither seed of the prior estimate (image i: seed + i).")
     flags.DEFINE_string(
         "serving_base_path", None, "Where TF Serving sees the export root (e.g. /models)."

@@ -14,7 +14,11 @@ import pathlib
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
+from rdc_keras import runs
+from rdc_keras.cli import training_flags
 from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
+from rdc_keras.config import TrainConfig
+from rdc_keras.files import write_json
 
 __all__ = ["run"]
 
@@ -26,34 +30,17 @@ def _define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Directory of the new heads.")
     flags.DEFINE_list("lambda_c", ["0"], "lambda_c of each new head.")
     flags.DEFINE_list("lambda_p", None, "lambda_p of each head (one value, or one per head).")
-    flags.DEFINE_float("lambda_d", 1.0, "Weight of the MSE distortion.")
-    flags.DEFINE_integer("epochs", None, "Epochs per head (preset default).")
-    flags.DEFINE_integer("batch_size", None, "Global batch size (preset default).")
-    flags.DEFINE_integer("steps_per_epoch", None, "Limit the steps per epoch (default: all).")
-    flags.DEFINE_float("lr_generator", None, "Decoder Adam learning rate.")
-    flags.DEFINE_float("lr_critic", None, "Critic Adam learning rate.")
-    flags.DEFINE_enum(
-        "mixed_precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Policy."
-    )
-    flags.DEFINE_boolean("jit_compile", False, "XLA-compile the train step (slower on CPU).")
-    flags.DEFINE_enum(
-        "strategy", "default", ["default", "mirrored", "one_device"], "tf.distribute strategy."
-    )
-    flags.DEFINE_integer("seed", 0, "Seed of weights, data order and dither.")
-    flags.DEFINE_integer("verbose", 1, "0: quiet; 1: one line per epoch.")
+    training_flags.define(training_flags.UNIVERSAL)
     flags.mark_flags_as_required(["base", "workdir"])
 
 
-def main(argv: list[str]) -> None:
-    from rdc_keras import runs
-    from rdc_keras.trainers.runner import TrainConfig, TrainingDivergedError, train_run
-
-    base = pathlib.Path(FLAGS.base)
-    if not (base / "encoder").is_dir() or not (base / "config.json").exists():
+def _head_configs(base: runs.RunDir) -> list[tuple[str, TrainConfig]]:
+    """One validated config per new head: the base run's data and rate, the flags' lambdas."""
+    if not runs.is_saved_network(base.encoder_dir) or not base.has_config():
         raise ValueError(
-            f"--base={base}: not a finished rdc-train run (no encoder/ or config.json)"
+            f"--base={base.path}: not a finished rdc-train run (no encoder/ or config.json)"
         )
-    base_config = runs.read_json(base / "config.json")["config"]
+    base_config = base.config()
     lambda_c = list(number_list(FLAGS.lambda_c, float, "lambda_c"))
     if not lambda_c:
         raise ValueError("--lambda_c needs at least one value (one head per value)")
@@ -62,46 +49,44 @@ def main(argv: list[str]) -> None:
         lambda_p = lambda_p * len(lambda_c)
     if len(lambda_p) != len(lambda_c):
         raise ValueError("--lambda_p needs one value or one per --lambda_c value")
-    classifier_dir = base_config.get("classifier_dir") or str(base / "classifier")
+    shared = training_flags.config_values(training_flags.UNIVERSAL)
     configs = []
-    for c_value, p_value in zip(lambda_c, lambda_p):
-        name = f"d{FLAGS.lambda_d:g}-c{c_value:g}-p{p_value:g}"
+    for c_value, p_value in zip(lambda_c, lambda_p, strict=True):
+        name = f"d{shared['lambda_d']:g}-c{c_value:g}-p{p_value:g}"
         config = TrainConfig(
             workdir=str(pathlib.Path(FLAGS.workdir) / name),
-            dataset=base_config["dataset"],
-            data_dir=base_config["data_dir"],
-            latent_dim=base_config["latent_dim"],
-            num_levels=base_config["num_levels"],
-            lambda_d=FLAGS.lambda_d,
+            dataset=base_config.dataset,
+            data_dir=base_config.data_dir,
+            latent_dim=base_config.latent_dim,
+            num_levels=base_config.num_levels,
             lambda_c=c_value,
             lambda_p=p_value,
             classifier_mode="pretrained",
-            classifier_dir=classifier_dir,
-            epochs=FLAGS.epochs,
-            batch_size=FLAGS.batch_size,
-            steps_per_epoch=FLAGS.steps_per_epoch,
-            generator_learning_rate=FLAGS.lr_generator,
-            critic_learning_rate=FLAGS.lr_critic,
-            mixed_precision=FLAGS.mixed_precision,
-            jit_compile=FLAGS.jit_compile,
-            strategy=FLAGS.strategy,
-            encoder_dir=str(base / "encoder"),
+            classifier_dir=base_config.classifier_dir or str(base.classifier_dir),
+            encoder_dir=str(base.encoder_dir),
             head_name=name,
-            seed=FLAGS.seed,
-            verbose=FLAGS.verbose,
+            **shared,
         )
         config.validate()  # every head is checked before the first one trains
         configs.append((name, config))
-    summary = {"base": str(base), "heads": []}
+    return configs
+
+
+def main(argv: list[str]) -> None:
+    from rdc_keras.trainers.runner import TrainingDivergedError, train_run
+
+    base = runs.RunDir(FLAGS.base)
+    configs = _head_configs(base)
+    summary = {"base": str(base.path), "heads": []}
     for name, config in configs:
         if FLAGS.verbose:
-            print(f"head {name}: training on the frozen encoder of {base}", flush=True)
+            print(f"head {name}: training on the frozen encoder of {base.path}", flush=True)
         try:
             results = train_run(config)
         except TrainingDivergedError as error:
             raise ValueError(f"head {name}: {error}") from error
         summary["heads"].append({"name": name, "workdir": config.workdir, **results})
-    runs.write_json(pathlib.Path(FLAGS.workdir) / "universal.json", summary)
+    write_json(pathlib.Path(FLAGS.workdir) / "universal.json", summary)
 
 
 def run() -> None:

@@ -35,13 +35,74 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["UniformQuantizer", "UniversalQuantizer", "dither"]
+__all__ = [
+    "DITHER_CONVENTION",
+    "UniformQuantizer",
+    "UniversalQuantizer",
+    "centers",
+    "dither",
+    "image_seeds",
+    "nearest_index",
+    "rate_bits",
+]
 
 # SplitMix64 constants (Steele, Lea and Flood 2014; "mix13" finalizer by D. Stafford).
 _GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 _MIX_MULT_1 = 0xBF58476D1CE4E5B9
 _MIX_MULT_2 = 0x94D049BB133111EB
 _DITHER_BITS = 24  # float32 has a 24-bit significand, so 24 random bits convert exactly.
+
+
+# ------------------------------------------------------------------------------------------------
+# The sender/receiver contract, for every module and for clients (numpy): the centres, the
+# nearest-centre rule, the per-image seeds and the rate. The layers below are its TF side.
+
+# How sender and receiver derive the dither; recorded in every SavedModel's assets/rdc.json.
+DITHER_CONVENTION: dict[str, Any] = {
+    "function": "rdc_keras.layers.dither",
+    "algorithm": "splitmix64-24bit",
+    "version": 1,
+    "description": (
+        "u[i, j] = float32(k - 2**23) * float32(float32(2 / (L - 1)) * 2**-24), "
+        "k = h[i, j] >> 40, h[i, j] = mix64(mix64(seed_i) + (j + 1) * 0x9E3779B97F4A7C15) "
+        "(uint64 wrapping; mix64 = SplitMix64 finalizer); u in [-1/(L-1), 1/(L-1))"
+    ),
+    "seed_rule": "the seed of image i of a batch or .rdc file is base_seed + i (int64)",
+    "quantizer": "index = clip(floor((y + u + 1) * (L - 1) / 2 + 0.5), 0, L - 1); "
+    "decoder input = -1 + 2 * index / (L - 1) - u",
+}
+
+
+def centers(num_levels: int) -> np.ndarray:
+    """float32 [L] centres c_l = -1 + 2 l / (L - 1) (the same values as the layers' `centers`)."""
+    levels = np.arange(_check_num_levels(num_levels), dtype=np.float64)
+    return (-1.0 + 2.0 * levels / (num_levels - 1)).astype(np.float32)
+
+
+def nearest_index(v: Any, num_levels: int) -> np.ndarray:
+    """int32 index of the centre nearest to v (numpy): clip(floor((v + 1)(L - 1)/2 + 0.5), 0, L-1).
+
+    Ties go to the higher centre, values beyond +-1 to the end centres, as in the layers. Computed
+    in v's float precision (float32 input: bit-identical to the layers' float32 rule).
+    """
+    num_levels = _check_num_levels(num_levels)
+    v = np.asarray(v)
+    dtype = v.dtype if v.dtype in (np.float32, np.float64) else np.float64
+    t = (v.astype(dtype) + dtype.type(1.0)) * dtype.type((num_levels - 1) / 2.0)
+    return np.clip(np.floor(t + dtype.type(0.5)), 0, num_levels - 1).astype(np.int32)
+
+
+def image_seeds(seed: int, count: int, offset: int = 0) -> np.ndarray:
+    """int64 [count] dither seeds of images offset .. offset + count - 1: image i uses seed + i.
+
+    The one seed rule of training-time evaluation, exports, `.rdc` files and serving requests.
+    """
+    return np.int64(seed) + np.arange(offset, offset + count, dtype=np.int64)
+
+
+def rate_bits(latent_dim: int, num_levels: int) -> float:
+    """The fixed-rate bound d * log2 L bits per image."""
+    return int(latent_dim) * math.log2(_check_num_levels(num_levels))
 
 
 def _check_num_levels(num_levels: Any) -> int:
@@ -162,8 +223,7 @@ class _Quantizer(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self._num_levels = num_levels
         self._temperature = temperature
-        levels = np.arange(num_levels, dtype=np.float64)
-        self._centers_np = (-1.0 + 2.0 * levels / (num_levels - 1)).astype(np.float32)
+        self._centers_np = centers(num_levels)
 
     @property
     def num_levels(self) -> int:
@@ -196,7 +256,7 @@ class _Quantizer(tf.keras.layers.Layer):
             raise TypeError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim}")
-        return int(latent_dim) * self.bits_per_dim
+        return rate_bits(latent_dim, self._num_levels)
 
     def _nearest(self, v: tf.Tensor) -> tf.Tensor:
         """int32 index of the centre nearest to float32 v; ties go to the higher centre."""
@@ -334,3 +394,16 @@ class UniversalQuantizer(_Quantizer):
         checks = _check_same_shape(indices, u, name)
         with tf.control_dependencies(checks):
             return self._output(tf.gather(self.centers, indices) - u)
+
+    def send(self, y: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+        """The sender: int32 indices of y [N, d] + dither(seeds) (row i uses seeds[i]).
+
+        `encode(y, dither(seeds, d, L))`: the one place that pairs latents with their seeds.
+        """
+        y = _check_float(y, "y", type(self).__name__)
+        return self.encode(y, dither(seeds, int(y.shape[-1]), self._num_levels))
+
+    def receive(self, indices: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+        """The receiver: the decoder input centers[indices] - dither(seeds) for indices [N, d]."""
+        indices = tf.convert_to_tensor(indices)
+        return self.decode(indices, dither(seeds, int(indices.shape[-1]), self._num_levels))

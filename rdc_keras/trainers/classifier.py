@@ -2,22 +2,26 @@
 
 The paper bounds H(S | X_hat) by the cross-entropy of a pre-trained classifier on the
 reconstruction (arXiv:2504.13191 §4). Every model is scored by the same frozen judge, so the
-classifier is trained once per dataset and saved with `rdc_keras.runs.save_network`.
-Optimizer settings come from `networks.preset_defaults` (MNIST: Adam 1e-3, the report's Table 2).
+classifier is trained once per dataset. `train_reference_classifier` is the one path that trains,
+scores and saves it (used by `rdc-classifier`, `rdc-train` and `rdc-experiment`): batch size,
+epochs and optimizer from `config.preset_defaults` (MNIST: Adam 1e-3, the report's Table 2),
+always in float32 whatever precision the caller trains in. Loading is `rdc_keras.runs`.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import tensorflow as tf
 
-from rdc_keras import networks, runs
+from rdc_keras import config, data, networks, runs
 
-__all__ = ["evaluate_classifier", "load_classifier", "save_classifier", "train_classifier"]
+__all__ = ["evaluate_classifier", "train_classifier", "train_reference_classifier"]
 
-KIND = "classifier"
+# Test-split batch of the classifier score (does not change the result).
+_EVAL_BATCH = 1000
 
 
 def train_classifier(
@@ -36,7 +40,7 @@ def train_classifier(
     Returns:
       The trained classifier (logits), compiled with an `accuracy` metric.
     """
-    defaults = networks.preset_defaults(preset)
+    defaults = config.preset_defaults(preset)
     epochs = defaults.classifier_epochs if epochs is None else int(epochs)
     learning_rate = defaults.classifier_learning_rate if learning_rate is None else learning_rate
     if epochs < 1:
@@ -75,17 +79,56 @@ def evaluate_classifier(model: tf.keras.Model, data: tf.data.Dataset) -> dict[st
     return {"accuracy": float(accuracy.result()), "ce_nats": float(ce.result())}
 
 
-def save_classifier(
-    directory: str | os.PathLike, model: tf.keras.Model, preset: str, **metadata: Any
-) -> None:
-    """Saves the classifier atomically (weights + `network.json`)."""
-    runs.save_network(directory, model, {"kind": KIND, "preset": preset, **metadata})
+def train_reference_classifier(
+    directory: str | os.PathLike,
+    dataset: str,
+    data_dir: str | None = None,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    verbose: int | str = 0,
+) -> tuple[tf.keras.Model, dict[str, Any]]:
+    """Trains the frozen judge on clean `dataset` images, scores it and saves it in `directory`.
 
+    The classifier is trained in float32 (the global precision policy is set for the call and
+    restored), with the preset's classifier batch size unless `batch_size` is given, and saved
+    with its test metrics (accuracy, ce_nats), train_seconds and batch_size in its network.json.
 
-def load_classifier(directory: str | os.PathLike) -> tuple[tf.keras.Model, dict[str, Any]]:
-    """Loads a frozen classifier saved by `save_classifier`; returns (model, description)."""
-    model, description = runs.load_network(
-        directory, lambda d: networks.classifier(d["preset"]), kind=KIND
+    Returns:
+      (frozen classifier, its description), as `runs.load_classifier(directory)` returns them.
+    """
+    preset = data.dataset_info(dataset).preset
+    batch_size = batch_size or config.preset_defaults(preset).classifier_batch_size
+    train = data.prepare(
+        data.load_dataset(dataset, "train", data_dir=data_dir), batch_size, shuffle=True, seed=seed
     )
-    model.trainable = False
-    return model, description
+    test = data.prepare(
+        data.load_dataset(dataset, "test", data_dir=data_dir), _EVAL_BATCH, shuffle=False
+    )
+    previous_policy = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("float32")
+    try:
+        start = time.perf_counter()
+        model = train_classifier(
+            preset,
+            train,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            seed=seed,
+            verbose=verbose,
+        )
+        seconds = round(time.perf_counter() - start, 2)
+        metrics = evaluate_classifier(model, test)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous_policy)
+    runs.save_classifier(
+        directory,
+        model,
+        preset,
+        test_metrics=metrics,
+        train_seconds=seconds,
+        batch_size=batch_size,
+    )
+    return runs.load_classifier(directory)

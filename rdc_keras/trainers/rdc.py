@@ -24,12 +24,10 @@ from typing import Any
 import tensorflow as tf
 
 from rdc_keras import losses
+from rdc_keras.config import CLASSIFIER_MODES, SCHEDULES
 from rdc_keras.layers import UniversalQuantizer, dither
 
 __all__ = ["CLASSIFIER_MODES", "SCHEDULES", "RDCTrainer"]
-
-CLASSIFIER_MODES = ("pretrained", "joint")
-SCHEDULES = ("joint", "alternate")
 
 # Offsets that keep the stateless seed streams of training, evaluation and prediction apart.
 _TRAIN_STREAM, _TEST_STREAM, _PREDICT_STREAM, _PENALTY_STREAM = 0, 1, 2, 3

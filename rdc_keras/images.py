@@ -1,0 +1,162 @@
+"""Image batches the codec accepts, and the PNG / .npy files `rdc-codec` reads and writes.
+
+`check_images` defines a valid batch: float32 [N, H, W, C] (or one [H, W, C] image) of finite
+values in [0, 1] with the encoder export's image shape; `rdc_keras.codec` applies it to every
+input and re-exports it. `read_images` expands files, directories and glob patterns into such a
+batch (PNG pixels / 255; .npy arrays checked with `check_images`), and `write_images` writes a
+batch to one .npy file or to one PNG per image, each through `rdc_keras.files.atomic_write`.
+Needs numpy, and Pillow for PNGs (imported when a PNG is read or written).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from rdc_keras.files import atomic_write
+
+__all__ = ["check_images", "read_images", "write_images"]
+
+_IMAGE_SUFFIXES = (".png", ".npy")
+
+
+def check_images(images: Any, image_shape: tuple[int, ...]) -> np.ndarray:
+    """float32 [N, H, W, C] in [0, 1] from one image or a batch; raises on dtype, shape or range."""
+    images = np.asarray(images)
+    if images.dtype.kind != "f":
+        raise TypeError(f"images must be float arrays in [0, 1], got dtype {images.dtype}")
+    if images.shape == image_shape:
+        images = images[np.newaxis]
+    if images.ndim != 4 or images.shape[1:] != image_shape:
+        raise ValueError(
+            f"images must have shape [N, {', '.join(map(str, image_shape))}] or "
+            f"{list(image_shape)}, got {list(images.shape)}"
+        )
+    images = images.astype(np.float32)
+    if not np.isfinite(images).all() or images.min(initial=0) < 0 or images.max(initial=0) > 1:
+        raise ValueError("images must be finite values in [0, 1]")
+    return images
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading.
+
+
+def _expand(patterns: list[str]) -> list[pathlib.Path]:
+    """Files named by the patterns: a directory's sorted .png/.npy files, a glob's matches."""
+    files: list[pathlib.Path] = []
+    for pattern in patterns:
+        path = pathlib.Path(pattern)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        elif any(ch in pattern for ch in "*?["):
+            found = [pathlib.Path(p) for p in sorted(glob.glob(pattern))]
+        else:
+            found = [path]
+        if not found:
+            raise ValueError(f"--input={pattern}: no .png or .npy files found")
+        files.extend(found)
+    return files
+
+
+def _read_png(path: pathlib.Path, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """One PNG (grayscale for 1 channel, RGB or palette for 3) as float32 [1, H, W, C] / 255."""
+    from PIL import Image
+
+    height, width, channels = image_shape
+    modes = {1: ("L", {"1", "L"}), 3: ("RGB", {"RGB", "P"})}
+    if channels not in modes:
+        raise ValueError(f"{path}: PNG input needs a 1- or 3-channel encoder, not {channels}")
+    target, accepted = modes[channels]
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise ValueError(f"{path}: not a PNG file ({image.format})")
+            if image.mode not in accepted:
+                raise ValueError(
+                    f"{path}: {image.mode} image, but the encoder expects {target} "
+                    f"({channels} channel{'s' if channels > 1 else ''})"
+                )
+            array = np.asarray(image.convert(target), np.float32) / np.float32(255.0)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the image ({error})") from error
+    array = array.reshape(array.shape[0], array.shape[1], channels)
+    if array.shape[:2] != (height, width):
+        raise ValueError(
+            f"{path}: {array.shape[0]}x{array.shape[1]} pixels, expected {height}x{width}"
+        )
+    return array[np.newaxis]
+
+
+def _read_npy(path: pathlib.Path, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """Loads a .npy file and validates it with `check_images`, naming the file."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable .npy file ({error})") from error
+    try:
+        return check_images(array, image_shape)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from error
+
+
+def read_images(
+    patterns: list[str], image_shape: tuple[int, int, int]
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Reads PNG/.npy inputs into float32 [N, H, W, C]; returns (images, [{file, count}])."""
+    arrays, sources = [], []
+    for path in _expand(patterns):
+        if not path.is_file():
+            raise ValueError(f"{path}: file not found")
+        suffix = path.suffix.lower()
+        if suffix == ".png":
+            array = _read_png(path, image_shape)
+        elif suffix == ".npy":
+            array = _read_npy(path, image_shape)
+        else:
+            raise ValueError(f"{path}: expected a .png or .npy file")
+        arrays.append(array)
+        sources.append({"file": str(path), "count": len(array)})
+    return np.concatenate(arrays), sources
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing.
+
+
+def write_images(images: np.ndarray, output: str | os.PathLike) -> list[str]:
+    """Writes float32 [N, H, W, C] images to a .npy file, or to PNGs in a directory.
+
+    PNG pixels are round(255 * value), clipped to [0, 255], named image_00000.png, ...
+    Returns the written paths.
+    """
+    output = pathlib.Path(output)
+    if output.suffix.lower() == ".npy":
+
+        def save(tmp: pathlib.Path) -> None:
+            with open(tmp, "wb") as stream:
+                np.save(stream, images.astype(np.float32))
+
+        atomic_write(output, save)
+        return [str(output)]
+    from PIL import Image
+
+    channels = images.shape[-1]
+    if channels not in (1, 3):
+        raise ValueError(f"PNG output needs 1 or 3 channels, got {channels}; use a .npy output")
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output={output}: exists and is not a directory")
+    output.mkdir(parents=True, exist_ok=True)
+    pixels = np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
+    digits = max(5, len(str(len(images) - 1)))
+    written = []
+    for i, image in enumerate(pixels):
+        path = output / f"image_{i:0{digits}d}.png"
+        picture = Image.fromarray(image[..., 0] if channels == 1 else image)
+        atomic_write(path, lambda tmp, picture=picture: picture.save(tmp, format="PNG"))
+        written.append(str(path))
+    return written
