@@ -59,21 +59,17 @@ def make_export(
     fold_batch_norm: bool = True,
 ) -> pathlib.Path:
     """Exports `run_dir` (default: a fresh one-step MNIST-10k run) under workdir; returns it."""
-    from rdc_keras import runs
-    from rdc_keras.trainers import classifier as classifier_lib
-    from rdc_keras.trainers.runner import TrainConfig, train_run
+    from rdc_keras import runs, serving
+    from rdc_keras.config import TrainConfig
+    from rdc_keras.trainers.runner import train_run
 
     root = workdir / "exports" / name
-    if (root / "manifest.json").exists() and run_dir is None:
+    if (root / serving.MANIFEST_FILE).exists() and run_dir is None:
         return root  # the one-step run is only a carrier of the architecture: reuse it
     if run_dir is None:
         run_dir = str(workdir / "run")
-    if not (pathlib.Path(run_dir) / "results.json").exists():
-        judge = workdir / "classifier"
-        if not (judge / runs.NETWORK_FILE).exists():  # untrained: never used for a decision
-            tf.keras.utils.set_random_seed(SEED)
-            model = networks.classifier("mnist")
-            classifier_lib.save_classifier(judge, model, "mnist", untrained=True)
+    if not runs.RunDir(run_dir).is_finished():
+        judge = common.untrained_classifier(workdir / "classifier", seed=SEED)  # never decides
         train_run(
             TrainConfig(
                 workdir=run_dir,
@@ -92,12 +88,14 @@ def make_export(
     return root
 
 
-def _throughput(call, calls: int, batch: int):
+def _throughput(call, calls: int, units: float):
+    """A contender: `calls` back-to-back calls; returns units per second."""
+
     def throughput() -> float:
         start = time.perf_counter()
         for _ in range(calls):
             call()
-        return batch * calls / (time.perf_counter() - start)
+        return units * calls / (time.perf_counter() - start)
 
     return throughput
 
@@ -105,7 +103,9 @@ def _throughput(call, calls: int, batch: int):
 def _contenders(
     encoder_fn, head_fn, image_shape, batches, args, unfolded_head_fn=None
 ) -> tuple[dict, dict]:
+    """{name: contender} and {name: calls per block} of the timed cases."""
     rng = np.random.RandomState(SEED)
+    contenders, sizes = {}, {}
 
     def inputs(n: int):
         images = tf.constant(rng.uniform(size=(n, *image_shape)).astype("float32"))
@@ -115,30 +115,29 @@ def _contenders(
         indices = encoder_fn(images=images, seeds=seeds)["indices"]
         return head_fn(indices=indices, seeds=seeds)["images"]
 
-    def block_size(call, seconds_target: float) -> int:
-        for _ in range(args.warmup):
+    def add(label: str, call, units: float) -> None:
+        """Times `call` in blocks of --calls, or of about --block_seconds after a warm-up."""
+        calls = args.calls
+        if not calls:
+            for _ in range(args.warmup):
+                call()
+            start = time.perf_counter()
             call()
-        start = time.perf_counter()
-        call()
-        per_call = time.perf_counter() - start
-        return max(1, min(10_000, round(seconds_target / max(per_call, 1e-9))))
+            per_call = time.perf_counter() - start
+            calls = max(1, min(10_000, round(args.block_seconds / max(per_call, 1e-9))))
+        sizes[label] = calls
+        contenders[label] = _throughput(call, calls, units)
 
-    contenders, sizes = {}, {}
     for batch in batches:
         images, seeds = inputs(batch)
-        call = lambda images=images, seeds=seeds: serve(images, seeds).numpy()  # noqa: E731
-        calls = args.calls or block_size(call, args.block_seconds)
-        sizes[f"batch={batch}"] = calls
-        contenders[f"batch={batch}"] = _throughput(call, calls, batch)
+        add(f"batch={batch}", lambda i=images, s=seeds: serve(i, s).numpy(), batch)
 
     if unfolded_head_fn is not None:  # the head alone, BatchNorm folded or not (A/B)
         indices = tf.constant(rng.randint(0, 3, (FOLDING_BATCH, 3)).astype("int32"))
         seeds = tf.range(FOLDING_BATCH, dtype=tf.int64)
         for label, fn in (("head_folded", head_fn), ("head_unfolded", unfolded_head_fn)):
             call = lambda fn=fn: fn(indices=indices, seeds=seeds)["images"].numpy()  # noqa: E731
-            calls = args.calls or block_size(call, args.block_seconds)
-            sizes[label] = calls
-            contenders[label] = _throughput(call, calls, FOLDING_BATCH)
+            add(label, call, FOLDING_BATCH)
 
     one_image, one_seed = inputs(1)
     per_round = max(1, args.latency_calls // args.repeats)
@@ -158,17 +157,7 @@ def _contenders(
     a = tf.random.stateless_uniform([n, n], (1, 2))
     b = tf.random.stateless_uniform([n, n], (3, 4))
     matmul = tf.function(tf.linalg.matmul)
-    call = lambda: float(matmul(a, b)[0, 0])  # noqa: E731
-    matmul_calls = args.calls or block_size(call, args.block_seconds)
-    sizes["matmul_f32"] = matmul_calls
-
-    def peak() -> float:
-        start = time.perf_counter()
-        for _ in range(matmul_calls):
-            call()
-        return 2.0 * n**3 * matmul_calls / (time.perf_counter() - start)
-
-    contenders["matmul_f32"] = peak
+    add("matmul_f32", lambda: float(matmul(a, b)[0, 0]), 2.0 * n**3)  # FLOP/s
     return contenders, sizes
 
 
@@ -179,7 +168,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--export", default=None, help="export dir <root>/<name> (rdc-export)")
     parser.add_argument("--head", default=None, help="head name (default: the first)")
     parser.add_argument("--run", default=None, help="training run to export instead")
-    parser.add_argument("--data_dir", default=str(common.REPO_ROOT.parent / "shared/data/mnist"))
+    parser.add_argument("--data_dir", default=str(common.DEFAULT_DATA_DIR))
     parser.add_argument("--workdir", default=str(common.REPO_ROOT / "bench/runs/inference"))
     parser.add_argument("--batches", default="1,64,1024")
     parser.add_argument("--repeats", type=int, default=None, help="rounds (default 7; quick 2)")
@@ -191,25 +180,23 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--output", default=None, help="default bench/results/inference.json")
     args = parser.parse_args(argv)
     quick = args.quick
-    for key, full, small in (
-        ("repeats", 7, 2),
-        ("block_seconds", 3.0, 0.0),
-        ("latency_calls", 2000, 40),
-        ("matmul_size", 4096, 1024),
-    ):
-        if getattr(args, key) is None:
-            setattr(args, key, small if quick else full)
+    common.fill_defaults(
+        args,
+        quick,
+        {
+            "repeats": (7, 2),
+            "block_seconds": (3.0, 0.0),
+            "latency_calls": (2000, 40),
+            "matmul_size": (4096, 1024),
+        },
+    )
     try:
         batches = [int(b) for b in args.batches.split(",") if b]
     except ValueError:
         parser.error(f"--batches must be comma-separated integers, got {args.batches!r}")
     if not batches or min(batches) < 1:
         parser.error("--batches must be integers >= 1")
-    for key in ("repeats", "latency_calls", "matmul_size"):
-        if getattr(args, key) < 1:
-            parser.error(f"--{key} must be >= 1")
-    if args.calls is not None and args.calls < 1:
-        parser.error("--calls must be >= 1")
+    common.check_minimum(parser, args, 1, "repeats", "latency_calls", "matmul_size", "calls")
 
     root = pathlib.Path(args.export) if args.export else None
     unfolded_root = None  # the same run exported with the heads as trained (own exports only)
@@ -220,14 +207,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             workdir, args.data_dir, args.run, name="inference-unfolded", fold_batch_norm=False
         )
     encoder = export.load_encoder(root)
-    heads = sorted(p for p in (root / "heads").iterdir() if not p.name.startswith("."))
+    heads = common.export_head_paths(root)
     if not heads:
         raise SystemExit(f"{root}: no heads exported")
-    head_dir = root / "heads" / args.head if args.head else heads[0]
-    head = export.load_head(head_dir, encoder)
+    head_name = args.head or next(iter(heads))
+    if head_name not in heads:
+        raise SystemExit(f"--head={head_name}: not in {root} (exported: {', '.join(heads)})")
+    head = export.load_head(heads[head_name], encoder)
     unfolded_head = None
     if unfolded_root is not None:
-        unfolded_head = export.load_head(unfolded_root / "heads" / head_dir.name, encoder)
+        unfolded_head = export.load_head(
+            common.export_head_paths(unfolded_root)[head_name], encoder
+        )
     preset = encoder.metadata["preset"]
     flops = common.inference_flops(
         common.model_flops(networks.encoder(preset, encoder.latent_dim)),
@@ -242,7 +233,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         unfolded_head.signature if unfolded_head else None,
     )
     print(
-        f"{root} (head {head_dir.name}): {flops / 1e6:.1f} MFLOP/image forward; calls per "
+        f"{root} (head {head_name}): {flops / 1e6:.1f} MFLOP/image forward; calls per "
         f"block {sizes}; {args.repeats} interleaved rounds",
         flush=True,
     )
@@ -253,40 +244,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     latencies = [t for chunk in results["latency"] for t in chunk]
     p50, p99 = common.percentile(latencies, 50), common.percentile(latencies, 99)
     ceiling_ms = 1e3 / ceiling
-    command = common.command_line("bench.bench_inference", argv)
-    text, date = common.machine(), common.utc_now()
-    records = []
+    records = common.Records(common.command_line("bench.bench_inference", argv))
     print(f"float32 matmul peak {peak / 1e9:.2f} GFLOP/s -> ceiling {ceiling:.0f} images/s")
     for batch in batches:
         rate = common.median(results[f"batch={batch}"])
         print(f"  batch {batch:5d}: {rate:10.1f} images/s ({rate / ceiling:.1%} of the ceiling)")
-        records.append(
-            common.make_record(
-                f"inference_throughput[batch={batch}]",
-                rate,
-                "images/s (baseline: FLOP-limited ceiling)",
-                command,
-                ceiling,
-                machine_text=text,
-                date=date,
-            )
+        records.add(
+            f"inference_throughput[batch={batch}]",
+            rate,
+            "images/s (baseline: FLOP-limited ceiling)",
+            ceiling,
         )
     print(
         f"  one image: p50 {p50 * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms over {len(latencies)} "
         f"calls (ceiling {ceiling_ms:.4f} ms)"
     )
     for label, value in (("p50", p50), ("p99", p99)):
-        records.append(
-            common.make_record(
-                f"inference_latency_{label}[batch=1]",
-                value * 1e3,
-                "ms (baseline: FLOP-limited latency; ratio = baseline / value)",
-                command,
-                ceiling_ms,
-                ratio=ceiling_ms / (value * 1e3),
-                machine_text=text,
-                date=date,
-            )
+        records.add(
+            f"inference_latency_{label}[batch=1]",
+            value * 1e3,
+            "ms (baseline: FLOP-limited latency; ratio = baseline / value)",
+            ceiling_ms,
+            ratio=ceiling_ms / (value * 1e3),
         )
     if unfolded_head is not None:
         folded, unfolded = (common.median(results[k]) for k in ("head_folded", "head_unfolded"))
@@ -294,22 +273,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"  head alone at batch {FOLDING_BATCH}: BatchNorm folded {folded:.1f} images/s, "
             f"as trained {unfolded:.1f} images/s ({folded / unfolded:.3f}x)"
         )
-        records.append(
-            common.make_record(
-                f"head_batch_norm_folding_speedup[batch={FOLDING_BATCH}]",
-                folded,
-                "images/s through the head alone (baseline: the head exported unfolded)",
-                command,
-                unfolded,
-                machine_text=text,
-                date=date,
-            )
+        records.add(
+            f"head_batch_norm_folding_speedup[batch={FOLDING_BATCH}]",
+            folded,
+            "images/s through the head alone (baseline: the head exported unfolded)",
+            unfolded,
         )
     output = common.write_results(
-        args.output or common.default_output("inference.json", quick), records
+        args.output or common.default_output("inference.json", quick), records.records
     )
     print(f"wrote {output}")
-    return records
+    return records.records
 
 
 if __name__ == "__main__":

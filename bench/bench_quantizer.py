@@ -27,14 +27,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 try:
     from bench import common
-    from rdc_keras.layers import UniformQuantizer, UniversalQuantizer, dither
-except ImportError:  # run as a script from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO_ROOT))
+except ImportError:  # run as a script: python bench/bench_quantizer.py
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     from bench import common
-    from rdc_keras.layers import UniformQuantizer, UniversalQuantizer, dither
+
+from rdc_keras.layers import UniformQuantizer, UniversalQuantizer, dither
 
 __all__ = ["main", "run", "time_call"]
 
@@ -110,14 +109,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument(
-        "--output", type=pathlib.Path, default=REPO_ROOT / "bench" / "results" / "quantizer.json"
+        "--output", type=pathlib.Path, default=common.default_output("quantizer.json", quick=False)
     )
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.calls < 1:
-        parser.error("--repeats and --calls must be >= 1")
+    common.check_minimum(parser, args, 1, "repeats", "calls")
     cases = run(args.repeats, args.calls)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"per {BATCH}x{LATENT_DIM} batch (1-min load average {load:.2f}):")
+    print(f"per {BATCH}x{LATENT_DIM} batch (1-min load average {common.load_average():.2f}):")
     for case, (wall, cpu) in cases.items():
         print(f"  {case:32s} wall {wall:8.1f} us   cpu {cpu:8.1f} us")
     record = common.make_record(

@@ -5,9 +5,10 @@ on the training split, compresses the test split with `rdc_keras.codec` and repo
 
 * payload bits per image of the whole test split (range-coded or packed, whichever is smaller)
   against the bound d * log2 L (`ratio` < 1 means the entropy coder saved bits);
-* file bytes per image including the 62-byte container, for batches of 1, 100 and 2,000 images
-  (the test split is cut into consecutive batches of that size, at most 100 files per size; the
-  value is total bytes / total images), against the bound in bytes, d * log2 L / 8.
+* file bytes per image including the container (`codec.OVERHEAD_BYTES`, 62 bytes), for
+  batches of 1, 100 and 2,000 images (the test split is cut into consecutive batches of that
+  size, at most 100 files per size; the value is total bytes / total images), against the bound
+  in bytes, d * log2 L / 8.
 
 Every file is decoded again and checked bit for bit against the head applied to the encoder's
 indices. Usage (MNIST-10k, the issue's three settings):
@@ -23,7 +24,6 @@ command, machine, date.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import pathlib
 import sys
@@ -33,14 +33,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 try:
-    from bench import common as bench_common
-    from rdc_keras import codec, data, export
-except ImportError:  # run as a script from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO_ROOT))
-    from bench import common as bench_common
-    from rdc_keras import codec, data, export
+    from bench import common
+except ImportError:  # run as a script: python bench/bench_rate.py
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    from bench import common
+
+from rdc_keras import codec, data, export
+from rdc_keras.layers import image_seeds, nearest_index, rate_bits
 
 __all__ = ["main", "measure"]
 
@@ -57,7 +57,8 @@ def _parse_config(text: str) -> tuple[int, int]:
 
 
 def _train(args, d: int, levels: int, classifier_dir: str | None) -> pathlib.Path:
-    from rdc_keras.trainers.runner import TrainConfig, train_run
+    from rdc_keras.config import TrainConfig
+    from rdc_keras.trainers.runner import train_run
 
     workdir = pathlib.Path(args.workdir) / f"d{d}-L{levels}"
     train_run(
@@ -86,8 +87,7 @@ def measure(
     batches: tuple[int, ...] = BATCHES,
 ) -> dict[str, Any]:
     """Compresses `images` whole and in batches; returns sizes (bits and bytes per image)."""
-    d, levels = encoder.latent_dim, encoder.num_levels
-    seeds = seed + np.arange(len(images), dtype=np.int64)
+    seeds = image_seeds(seed, len(images))
     expected = head.decode(encoder.encode(images, seeds), seeds)
     methods = {}
     for method in ("fixed", "range", "dithered", "auto"):
@@ -110,7 +110,7 @@ def measure(
             "files": total_images // size,
             "bytes_per_image": total_bytes / total_images,
         }
-    result["bound_bits"] = d * math.log2(levels)
+    result["bound_bits"] = rate_bits(encoder.latent_dim, encoder.num_levels)
     return result
 
 
@@ -127,21 +127,20 @@ def index_entropies(
     dither (Monte Carlo over f(x) of the train split, the rate H(K | U) of universal
     quantization). The training indices use seeds 10**9 + i, never the test seeds.
     """
+    from rdc_keras import runs
     from rdc_keras.layers import dither
-    from rdc_keras.trainers.runner import load_encoder
 
-    encoder, description = load_encoder(run_dir)
+    encoder, description = runs.load_encoder(runs.RunDir(run_dir).encoder_source())
     d, levels = description["latent_dim"], description["num_levels"]
-    step = 2.0 / (levels - 1)
 
     def quantize(values: np.ndarray) -> np.ndarray:
-        return np.clip(np.floor((values + 1.0) / step + 0.5), 0, levels - 1).astype(np.int64)
+        return nearest_index(values, levels).astype(np.int64)
 
     train = data.load_arrays(args.dataset, "train", data_dir=args.data_dir)[0]
     y_train = encoder.predict(train, batch_size=1000, verbose=0).astype(np.float64)
     y_test = encoder.predict(images, batch_size=1000, verbose=0).astype(np.float64)
-    u_train = dither(10**9 + np.arange(len(y_train), dtype=np.int64), d, levels).numpy()
-    u_test = dither(seed + np.arange(len(y_test), dtype=np.int64), d, levels).numpy()
+    u_train = dither(image_seeds(10**9, len(y_train)), d, levels).numpy()
+    u_test = dither(image_seeds(seed, len(y_test)), d, levels).numpy()
     k_train, k_test = quantize(y_train + u_train), quantize(y_test + u_test)
     weights = levels ** np.arange(d)
     out = {"marginal": 0.0, "dithered": 0.0}
@@ -164,18 +163,21 @@ def index_entropies(
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Measures every configuration, prints a summary line each and writes the JSON records."""
+    from rdc_keras import runs
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="mnist_idx")
-    parser.add_argument("--data_dir", default=str(REPO_ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--data_dir", default=str(common.DEFAULT_DATA_DIR))
     parser.add_argument("--configs", default="3x3,3x4,4x4", help="comma-separated DxL")
     parser.add_argument("--run", action="append", default=[], help="DxL=RUN_DIR (skip training)")
-    parser.add_argument("--workdir", default=str(REPO_ROOT / "bench" / "runs" / "rate"))
+    parser.add_argument("--workdir", default=str(common.REPO_ROOT / "bench" / "runs" / "rate"))
     parser.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     parser.add_argument("--steps_per_epoch", type=int, default=None)
     parser.add_argument("--lambda_c", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=1)
-    parser.add_argument("--output", default=str(REPO_ROOT / "bench" / "results" / "rate.json"))
+    parser.add_argument("--output", default=str(common.default_output("rate.json", quick=False)))
     args = parser.parse_args(argv)
     if args.dataset == "digits":
         args.data_dir = None
@@ -185,60 +187,46 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         key, _, path = item.partition("=")
         given[_parse_config(key)] = pathlib.Path(path)
     images = data.load_arrays(args.dataset, "test", data_dir=args.data_dir)[0]
-    command = bench_common.command_line("bench.bench_rate", argv)
-    machine, date = bench_common.machine(), bench_common.utc_now()
-    records = []
+    records = common.Records(common.command_line("bench.bench_rate", argv))
     classifier_dir = None
     for d, levels in configs:
         run_dir = given.get((d, levels)) or _train(args, d, levels, classifier_dir)
-        if classifier_dir is None and (run_dir / "classifier").is_dir():
-            classifier_dir = str(run_dir / "classifier")  # one judge for every setting
+        own_judge = runs.RunDir(run_dir).classifier_dir
+        if classifier_dir is None and own_judge.is_dir():
+            classifier_dir = str(own_judge)  # one judge for every setting
         name = f"{args.dataset}-d{d}-L{levels}"
-        manifest = export.export_run(run_dir, pathlib.Path(args.workdir) / "exports", name)
+        root = pathlib.Path(args.workdir) / "exports" / name
+        manifest = export.export_run(run_dir, root.parent, name)
         if (manifest["latent_dim"], manifest["num_levels"]) != (d, levels):
             raise ValueError(
                 f"{run_dir} holds d={manifest['latent_dim']}, L={manifest['num_levels']}"
             )
-        root = pathlib.Path(args.workdir) / "exports" / name
         encoder = export.load_encoder(root)
-        head = export.load_head(root / "heads" / sorted(manifest["heads"])[0], encoder)
-        result = measure(encoder, head, images, args.seed)
+        head_path = next(iter(common.export_head_paths(root, manifest).values()))
+        result = measure(encoder, export.load_head(head_path, encoder), images, args.seed)
         bound = result["bound_bits"]
         whole = result["whole"]
-        shared = {"command": command, "machine": machine, "date": date}
         for method, entry in result["methods"].items():
             chosen = " (auto's choice)" if method == whole["method"] else ""
-            records.append(
-                {
-                    "name": f"payload_bits_per_image[{name},n={whole['count']},{method}]",
-                    "value": entry["payload_bits_per_image"],
-                    "unit": f"bits/image{chosen}",
-                    "baseline": bound,
-                    "ratio": entry["payload_bits_per_image"] / bound,
-                    **shared,
-                }
+            records.add(
+                f"payload_bits_per_image[{name},n={whole['count']},{method}]",
+                entry["payload_bits_per_image"],
+                f"bits/image{chosen}",
+                bound,
             )
         for estimate, bits in index_entropies(run_dir, images, args, seed=args.seed).items():
-            records.append(
-                {
-                    "name": f"index_entropy_bits[{name},{estimate}]",
-                    "value": bits,
-                    "unit": "bits/image (ideal code length on the test split; see docstring)",
-                    "baseline": bound,
-                    "ratio": bits / bound,
-                    **shared,
-                }
+            records.add(
+                f"index_entropy_bits[{name},{estimate}]",
+                bits,
+                "bits/image (ideal code length on the test split; see docstring)",
+                bound,
             )
         for size, entry in result["batches"].items():
-            records.append(
-                {
-                    "name": f"file_bytes_per_image[{name},batch={size},files={entry['files']}]",
-                    "value": entry["bytes_per_image"],
-                    "unit": "bytes/image (incl. 62-byte container)",
-                    "baseline": bound / 8,
-                    "ratio": entry["bytes_per_image"] / (bound / 8),
-                    **shared,
-                }
+            records.add(
+                f"file_bytes_per_image[{name},batch={size},files={entry['files']}]",
+                entry["bytes_per_image"],
+                f"bytes/image (incl. {codec.OVERHEAD_BYTES}-byte container)",
+                bound / 8,
             )
         print(
             f"{name}: {whole['payload_bits_per_image']:.3f} bits/image ({whole['method']}) vs "
@@ -253,9 +241,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             ),
             flush=True,
         )
-    output = bench_common.write_results(args.output, records)
+    output = common.write_results(args.output, records.records)
     print(f"wrote {output}")
-    return records
+    return records.records
 
 
 if __name__ == "__main__":

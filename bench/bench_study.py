@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Runs the study from scratch, prints its wall time and writes the JSON record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="reduced study: checks the script")
-    parser.add_argument("--data_dir", default=str(common.REPO_ROOT.parent / "shared/data/mnist"))
+    parser.add_argument("--data_dir", default=str(common.DEFAULT_DATA_DIR))
     parser.add_argument("--workdir", default=None, help="default bench/runs/study[-quick]")
     parser.add_argument("--output", default=None, help="default bench/results/study.json")
     args = parser.parse_args(argv)

@@ -3,6 +3,11 @@
 Every benchmark writes a JSON list of records with the keys of issue 9,
 ``{"name", "value", "unit", "baseline", "ratio", "command", "machine", "date"}``; `machine`
 names the CPU model, its cores and ISA extensions that matter here, and the TF/torch versions.
+`Records` collects one run's records (one command, machine line and date for all of them).
+The command-line helpers (`fill_defaults`, `check_minimum`) give the scripts their `--quick`
+defaults and bounds; `untrained_classifier` and `export_head_paths` are the small pieces of
+library plumbing several scripts need. Importing this module imports neither TensorFlow nor torch
+(the training-step benchmark's parent process stays free of both).
 
 The FLOP counts are analytic (``2 * multiply-accumulates`` of every Dense, Conv2D and
 Conv2DTranspose layer); the TF profiler's ``float_operation`` count is not used because it
@@ -12,6 +17,7 @@ how a training step's forward, backward and double-backward passes are counted.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
 import importlib.metadata
@@ -24,30 +30,44 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from rdc_keras import runs
+from rdc_keras.files import atomic_write, read_json
+
 __all__ = [
+    "DEFAULT_DATA_DIR",
     "RECORD_KEYS",
     "REPO_ROOT",
     "LayerFlops",
     "ModelFlops",
+    "Records",
+    "check_minimum",
     "command_line",
     "cpu_flags",
     "default_output",
+    "export_head_paths",
+    "fill_defaults",
     "inference_flops",
     "interleave",
     "layer_flops",
+    "load_average",
     "machine",
     "make_record",
     "median",
     "model_flops",
     "percentile",
+    "rdc_step_flops",
     "read_results",
+    "report",
     "thread_count",
     "train_step_flops",
+    "untrained_classifier",
     "utc_now",
     "write_results",
 ]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The MNIST IDX files beside the checkout (every script's --data_dir default).
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "mnist"
 RECORD_KEYS = ("name", "value", "unit", "baseline", "ratio", "command", "machine", "date")
 _INTERESTING_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
 
@@ -66,16 +86,6 @@ def cpu_flags() -> set[str]:
         if line.startswith("flags"):
             return set(line.partition(":")[2].split())
     return set()
-
-
-def _cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def thread_count() -> int:
@@ -100,10 +110,15 @@ def machine() -> str:
     missing = [flag for flag in ("avx512f", "avx512_bf16") if flag not in flags]
     isa = ", ".join(shown + [f"no {flag}" for flag in missing]) if flags else "flags unknown"
     return (
-        f"{_cpu_model()}, {thread_count()} cores ({isa}), {platform.system()} "
+        f"{runs.cpu_model()}, {thread_count()} cores ({isa}), {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}, "
         f"TF {_version('tensorflow')}, torch {_version('torch')}"
     )
+
+
+def load_average() -> float:
+    """The 1-minute load average (NaN where the OS has none), printed beside timings."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def utc_now() -> str:
@@ -148,6 +163,33 @@ def make_record(
     }
 
 
+class Records:
+    """The records of one benchmark run: one command, machine line and date shared by all."""
+
+    def __init__(
+        self, command: str, machine_text: str | None = None, date: str | None = None
+    ) -> None:
+        self.command = command
+        self.machine = machine() if machine_text is None else machine_text
+        self.date = utc_now() if date is None else date
+        self.records: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        name: str,
+        value: float | None,
+        unit: str,
+        baseline: float | None = None,
+        ratio: float | None = None,
+    ) -> dict[str, Any]:
+        """Appends and returns `make_record(name, value, unit, ...)` with the shared fields."""
+        record = make_record(
+            name, value, unit, self.command, baseline, ratio, self.machine, self.date
+        )
+        self.records.append(record)
+        return record
+
+
 def default_output(file_name: str, quick: bool) -> pathlib.Path:
     """bench/results/<file_name>, or bench/runs/quick/results/<file_name> for `--quick` checks.
 
@@ -159,15 +201,22 @@ def default_output(file_name: str, quick: bool) -> pathlib.Path:
 
 
 def write_results(path: str | os.PathLike, records: Sequence[Mapping[str, Any]]) -> pathlib.Path:
-    """Writes records as a JSON list (atomically: a temporary file renamed into place)."""
+    """Writes records as a JSON list, atomically (`rdc_keras.files.atomic_write`)."""
     for record in records:
         if tuple(record) != RECORD_KEYS:
             raise ValueError(f"record keys must be {RECORD_KEYS}, got {tuple(record)}")
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(list(records), indent=2, allow_nan=True) + "\n")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(list(records), indent=2, allow_nan=True) + "\n")
+    return path
+
+
+def report(path: str | os.PathLike, records: Sequence[Mapping[str, Any]]) -> pathlib.Path:
+    """`write_results`, then prints one line per record and the file written."""
+    path = write_results(path, records)
+    for record in records:
+        ratio = "" if record["ratio"] is None else f" ratio {record['ratio']:.3f}"
+        print(f"{record['name']}: {record['value']:.4g} {record['unit']}{ratio}")
+    print(f"wrote {path}")
     return path
 
 
@@ -181,10 +230,68 @@ def read_results(directory: str | os.PathLike) -> dict[str, list[dict[str, Any]]
     if not directory.is_dir():
         return out
     for path in sorted(directory.glob("*.json")):
-        content = json.loads(path.read_text())
+        content = read_json(path)
         records = [content] if isinstance(content, dict) else list(content)
         out[path.stem] = [record for record in records if isinstance(record, dict)]
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Command-line helpers and library plumbing shared by the scripts.
+
+
+def fill_defaults(
+    args: argparse.Namespace, quick: bool, defaults: Mapping[str, tuple[Any, Any]]
+) -> None:
+    """Sets every option still None to its (full run, --quick) default from `defaults`."""
+    for key, (full, small) in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, small if quick else full)
+
+
+def check_minimum(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, minimum: float, *keys: str
+) -> None:
+    """`parser.error` naming the first option among `keys` that is set and below `minimum`."""
+    for key in keys:
+        value = getattr(args, key)
+        if value is not None and value < minimum:
+            parser.error(f"--{key} must be >= {minimum:g}, got {value}")
+
+
+def untrained_classifier(
+    directory: str | os.PathLike, preset: str = "mnist", seed: int = 0
+) -> pathlib.Path:
+    """Saves a randomly initialised judge in `directory` once (`runs.save_classifier`).
+
+    For runs whose judge never decides anything (lambda_c = 0, or a carrier of the architecture
+    whose weights do not change a timing); a recording that needs a real judge trains one with
+    `rdc_keras.trainers.classifier.train_reference_classifier`.
+    """
+    import tensorflow as tf
+
+    from rdc_keras import networks
+
+    directory = pathlib.Path(directory)
+    if not runs.is_saved_network(directory):
+        tf.keras.utils.set_random_seed(seed)
+        runs.save_classifier(directory, networks.classifier(preset), preset, untrained=True)
+    return directory
+
+
+def export_head_paths(
+    root: str | os.PathLike, manifest: Mapping[str, Any] | None = None
+) -> dict[str, pathlib.Path]:
+    """{head name: version directory} of an `rdc-export` tree, sorted by name, from its manifest.
+
+    `manifest` is `export_run`'s return value; None reads the tree's manifest file.
+    """
+    from rdc_keras import serving
+
+    root = pathlib.Path(root)
+    if manifest is None:
+        manifest = read_json(root / serving.MANIFEST_FILE)
+    return {name: root / entry["path"] for name, entry in sorted(manifest["heads"].items())}
 
 
 # --------------------------------------------------------------------------------------------------

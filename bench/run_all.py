@@ -39,6 +39,9 @@ except ImportError:  # run as a script: python bench/run_all.py
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     from bench import common
 
+from rdc_keras.files import atomic_write
+from rdc_keras.runs import RunDir
+
 __all__ = ["BENCHMARKS", "EXPECTED_ROWS", "main", "render_markdown"]
 
 RESULTS_DIR = common.REPO_ROOT / "bench" / "results"
@@ -67,7 +70,7 @@ class Context:
 
     def study_run(self) -> pathlib.Path | None:
         run = self.study_dir / STUDY_F32_RUN  # relative to the repository root, as commands run
-        return run if (common.REPO_ROOT / run / "results.json").exists() else None
+        return run if RunDir(common.REPO_ROOT / run).is_finished() else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,8 +118,8 @@ def _rate_args(c: Context) -> list[str]:
 
 
 def _bf16_quality_args(c: Context) -> list[str]:
-    args = ["--bf16_quality", f"--data_dir={c.data_dir}"]
-    return ["--quick"] * c.quick + args + [f"--workdir={c.work_root / 'bf16_quality'}"]
+    args = [f"--data_dir={c.data_dir}", f"--workdir={c.work_root / 'bf16_quality'}"]
+    return ["--quick"] * c.quick + args
 
 
 BENCHMARKS: tuple[Benchmark, ...] = (
@@ -157,7 +160,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     ),
     Benchmark(
         "bf16_quality",
-        "bench.bench_train_step",
+        "bench.bench_bf16_quality",
         "train_bf16_quality.json",
         "bf16 training quality (item 3)",
         _bf16_quality_args,
@@ -302,18 +305,18 @@ and writes into `bench/runs/quick/` instead of here. `--only`/`--skip` select be
 ## Training step vs PyTorch (items 1-3): `python -m bench.bench_train_step`
 
 *Measured*: images/s of our phase-1 MNIST step (`RDCTrainer.train_step`, `schedule="joint"`,
-built by `rdc_keras.trainers.runner.build_trainer` from the mnist preset: batch 64, d=3, L=3,
-Adam lrs/betas from `networks.preset_defaults("mnist")`, GP weight 10, lambda_c = lambda_p =
-0.015): one encoder/decoder forward reused by one critic update with gradient penalty, one
-joint-classifier update and one generator update. The baseline is the same networks and step in
-PyTorch (`bench/torch_reference.py`, written from the reference-code digest §1.1/§1.4/§3.1;
-parameter counts 585,097 / 326,465 / 1,030,145 / 19,880). The paper's schedule (critic and
-generator on alternate batches, no classifier) is measured the same way. Both run float32 on the
-same 16 fixed random batches, each framework in its own worker process (their thread pools never
-compete); TF keeps its default intra-op pool (the schedulable cores) and PyTorch gets
-`torch.set_num_threads` of the same number. Contenders run in blocks of about 8 s, 7 rotated
-rounds, median. The PyTorch baseline is the faster of its default NCHW layout and
-`channels_last` (named in the unit).
+built by `rdc_keras.trainers.build.build_trainer` from the mnist preset: batch 64, d=3, L=3,
+Adam lrs/betas from `rdc_keras.config.preset_defaults("mnist")`, GP weight 10, lambda_c =
+lambda_p = 0.015): one encoder/decoder forward reused by one critic update with gradient
+penalty, one joint-classifier update and one generator update. The baseline is the same networks
+and step in PyTorch (`bench/torch_reference.py`, written from the reference-code digest
+§1.1/§1.4/§3.1; parameter counts 585,097 / 326,465 / 1,030,145 / 19,880). The paper's schedule
+(critic and generator on alternate batches, no classifier) is measured the same way. Both run
+float32 on the same 16 fixed random batches, each framework in its own worker process
+(`bench/train_step_workers.py`; their thread pools never compete); TF keeps its default intra-op
+pool (the schedulable cores) and PyTorch gets `torch.set_num_threads` of the same number.
+Contenders run in blocks of about 8 s, 7 rotated rounds, median. The PyTorch baseline is the
+faster of its default NCHW layout and `channels_last` (named in the unit).
 
 *FLOP utilization*: FLOPs per image counted analytically per Dense/Conv2D/Conv2DTranspose layer
 (2 x MACs; `bench.common.train_step_flops` documents the formula: forward f, weight gradient f,
@@ -337,13 +340,17 @@ same rounds). `tf_rdc` and `tf_rdc_phase2` are the RDC-only steps (lambda_p = 0,
 pretrained classifier, lambda_c = 0.015) that every model of `rdc-experiment` trains with; their
 FLOP utilizations (`bench.common.rdc_step_flops`) explain the study's wall time.
 
-*bf16 quality*: `python -m bench.bench_train_step --bf16_quality --seeds=0,1,2` trains the MNIST-10k
+## bf16 training quality (item 3): `python -m bench.bench_bf16_quality`
+
+`python -m bench.bench_bf16_quality --seeds=0,1,2` trains the MNIST-10k
 lambda_c=0 model (30 epochs, the study's E2E settings) in float32 and in `mixed_bfloat16` for each
 seed, with one judge; the row compares the mean test MSEs (target within 2%) and each seed's pair is
 listed under the other results. Several seeds, because two float32 runs with the same settings and
 seed ended 1.1% apart on this CPU (0.04690 in the study, 0.04640 in this benchmark; threaded oneDNN
 reductions are not bitwise reproducible). `--float32_run=DIR` compares one bf16 twin with a finished
-float32 run instead. On a CPU without native bf16 this training is many times slower than float32.
+float32 run instead (its configuration read back from its config.json). On a CPU without native
+bf16 this training is many times slower than float32. The older command
+`python -m bench.bench_train_step --bf16_quality ...` (recorded in the table) forwards here.
 
 ## Inference (item 4): `python -m bench.bench_inference`
 
@@ -427,9 +434,8 @@ def _relative(path: str | pathlib.Path) -> str:
 
 def write_markdown(results_dir: pathlib.Path, path: pathlib.Path, quick: bool) -> pathlib.Path:
     """Regenerates the Markdown page from the JSON results in results_dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     results = common.read_results(results_dir)
-    path.write_text(render_markdown(results, _relative(results_dir), quick))
+    atomic_write(path, render_markdown(results, _relative(results_dir), quick))
     return path
 
 
@@ -455,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help=f"comma-separated subset of: {keys}")
     parser.add_argument("--skip", default=None, help="comma-separated benchmarks to leave out")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the repetitions")
-    parser.add_argument("--data_dir", default=str(common.REPO_ROOT.parent / "shared/data/mnist"))
+    parser.add_argument("--data_dir", default=str(common.DEFAULT_DATA_DIR))
     parser.add_argument("--results_dir", default=None, help="default bench/results")
     parser.add_argument("--markdown", default=None, help="default bench/BENCHMARKS.md")
     parser.add_argument("--markdown_only", action="store_true", help="only rewrite the page")

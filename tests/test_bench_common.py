@@ -1,7 +1,8 @@
 """Tests of the benchmark helpers (bench/common.py) and the BENCHMARKS.md table (bench/run_all.py).
 
 Only pure helpers are tested: statistics, interleaving, records, analytic FLOP counts (against
-hand counts) and the "not yet recorded" rows. No benchmark is timed here.
+hand counts), the command-line and run/export helpers, run_all's commands and the "not yet
+recorded" rows. No benchmark is timed here.
 """
 
 import json
@@ -202,3 +203,90 @@ def test_benchmarks_md_marks_missing_rows_and_derives_the_saving():
     # One saving per configuration, from the smallest payload over the coding methods.
     assert len(savings) == 1 and ",range]" in savings[0]
     assert "| 0.05 |" in savings[0] and "(missed)" in savings[0]  # 1 - 3.8/4 = 0.05 < 0.10
+
+
+def test_write_results_is_atomic_and_keeps_the_record_key_order(tmp_path):
+    record = common.make_record("a", 1.0, "u", "c", baseline=2.0, machine_text="m", date="d")
+    path = common.write_results(tmp_path / "sub" / "out.json", [record])
+    assert list(json.loads(path.read_text())[0]) == list(common.RECORD_KEYS)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["out.json"]  # no temporary left
+
+
+def test_records_share_command_machine_and_date():
+    records = common.Records("python -m bench.x", machine_text="m", date="d")
+    first = records.add("a", 3.0, "images/s", 2.0)
+    records.add("b", 1.0, "ms", 4.0, ratio=4.0)
+    assert records.records[0] is first and first["ratio"] == 1.5
+    assert {(r["command"], r["machine"], r["date"]) for r in records.records} == {
+        ("python -m bench.x", "m", "d")
+    }
+    assert records.records[1]["ratio"] == 4.0
+
+
+def test_fill_defaults_and_check_minimum():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--calls", type=int, default=None)
+    args = parser.parse_args(["--calls", "5"])
+    common.fill_defaults(args, True, {"repeats": (7, 2), "calls": (200, 20)})
+    assert (args.repeats, args.calls) == (2, 5)
+    args = parser.parse_args([])
+    common.fill_defaults(args, False, {"repeats": (7, 2)})
+    assert (args.repeats, args.calls) == (7, None)
+    common.check_minimum(parser, args, 1, "repeats", "calls")  # None is not checked
+    args.repeats = 0
+    with pytest.raises(SystemExit):
+        common.check_minimum(parser, args, 1, "repeats")
+
+
+def test_export_head_paths_come_from_the_manifest(tmp_path):
+    from rdc_keras.files import write_json
+    from rdc_keras.serving import MANIFEST_FILE
+
+    manifest = {"heads": {"z": {"path": "heads/z/3"}, "a": {"path": "heads/a/3"}}}
+    write_json(tmp_path / MANIFEST_FILE, manifest)
+    expected = {"a": tmp_path / "heads/a/3", "z": tmp_path / "heads/z/3"}
+    assert common.export_head_paths(tmp_path) == expected
+    assert list(common.export_head_paths(tmp_path, manifest)) == ["a", "z"]
+
+
+def test_untrained_classifier_is_saved_once(tmp_path):
+    from rdc_keras import runs
+
+    directory = common.untrained_classifier(tmp_path / "judge")
+    model, description = runs.load_classifier(directory)
+    assert model.trainable is False
+    assert description["untrained"] is True and description["preset"] == "mnist"
+    weights = directory / runs.WEIGHTS_FILE
+    stamp = weights.stat().st_mtime_ns
+    assert common.untrained_classifier(directory) == directory
+    assert weights.stat().st_mtime_ns == stamp  # reused, not rewritten
+
+
+def test_run_all_runs_the_bf16_study_from_its_own_module(tmp_path):
+    benchmarks = {b.key: b for b in run_all.BENCHMARKS}
+    context = run_all.Context(
+        quick=True, scale=1.0, results_dir=tmp_path, work_root=tmp_path, data_dir="data"
+    )
+    command = benchmarks["bf16_quality"].command(context)
+    assert command[1:3] == ["-m", "bench.bench_bf16_quality"]
+    assert "--bf16_quality" not in command and "--quick" in command
+    assert command[-1].endswith("train_bf16_quality.json")
+    assert benchmarks["train_step"].module == "bench.bench_train_step"
+
+
+def test_run_all_reuses_the_study_run_only_when_finished(tmp_path):
+    from rdc_keras.runs import RunDir
+
+    context = run_all.Context(
+        quick=False, scale=1.0, results_dir=tmp_path, work_root=tmp_path, data_dir="data"
+    )
+    assert context.study_run() is None
+    run = RunDir(tmp_path / "study" / run_all.STUDY_F32_RUN)
+    run.heads_dir.mkdir(parents=True)
+    run.write_results({"test": {}})
+    assert context.study_run() is None  # no config.json: not finished
+    run.config_path.write_text(json.dumps({"config": {"workdir": str(run.path)}}))
+    assert context.study_run() == tmp_path / "study" / run_all.STUDY_F32_RUN

@@ -1,0 +1,474 @@
+"""Worker processes of the training-step benchmark (bench/bench_train_step.py), one per framework.
+
+``python -m bench.train_step_workers tf|torch [--threads N]`` reads one JSON request a line on
+stdin, ``{"cmd": "setup" | "run" | "info" | "exit", "args": {...}}``, and answers each with one
+line ``@@bench <JSON>`` on stdout (anything a library prints goes to stderr instead). TF and
+PyTorch never share a process, so their thread pools never compete; `WorkerClient` is the
+parent's side of the protocol.
+
+A worker builds each contender once (`Worker.setup`: build, trace, warm up) and then times blocks
+of calls on request (`Worker.run`). `TFWorker` holds our training steps, the frozen encoder's
+forward pass and the matmul peak; `TorchWorker` the PyTorch reference steps
+(bench/torch_reference.py). Both train on the same POOL_BATCHES fixed batches of uniform random
+images and random labels (the step does not depend on pixel values). TensorFlow and torch are
+imported by the worker that needs them, never by the parent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+try:
+    from bench import common
+except ImportError:  # run as a script: python bench/train_step_workers.py
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    from bench import common
+
+__all__ = ["CASES", "Contender", "TFWorker", "TorchWorker", "Worker", "WorkerClient", "main"]
+
+BATCH, LATENT_DIM, NUM_LEVELS = 64, 3, 3
+LAMBDA_C, LAMBDA_P = 0.015, 0.015
+POOL_BATCHES = 16
+SEED = 0
+PREFIX = "@@bench "
+
+# case -> (worker, description)
+CASES: dict[str, tuple[str, str]] = {
+    "tf_joint": ("tf", "ours, joint schedule, float32, in-memory batches"),
+    "torch_joint": ("torch", "PyTorch, joint schedule, float32"),
+    "tf_alternate": ("tf", "ours, paper's alternate schedule, float32"),
+    "torch_alternate": ("torch", "PyTorch, paper's alternate schedule, float32"),
+    "torch_joint_cl": ("torch", "PyTorch, joint, float32, channels_last memory format"),
+    "torch_alternate_cl": ("torch", "PyTorch, alternate, float32, channels_last memory format"),
+    "tf_joint_bf16": ("tf", "ours, joint, mixed_bfloat16"),
+    "tf_joint_xla": ("tf", "ours, joint, float32, jit_compile=True"),
+    "tf_joint_tfdata": ("tf", "ours, joint, float32, tf.data prefetch + Keras train function"),
+    "tf_rdc": ("tf", "ours, RDC-only phase-1 step (lambda_p = 0), float32: the study's E2E step"),
+    "tf_rdc_phase2": ("tf", "ours, RDC-only step on a frozen encoder (a universal head), float32"),
+    "tf_encoder_forward": ("tf", "the frozen encoder's inference forward pass alone, float32"),
+    "matmul_f32": ("tf", "square tf.linalg.matmul, float32"),
+    "matmul_bf16": ("tf", "square tf.linalg.matmul, bfloat16"),
+}
+# Our phase-1 steps: case -> (schedule, precision, jit_compile, feed).
+TF_STEP_CASES: dict[str, tuple[str, str, bool, str]] = {
+    "tf_joint": ("joint", "float32", False, "memory"),
+    "tf_alternate": ("alternate", "float32", False, "memory"),
+    "tf_joint_bf16": ("joint", "mixed_bfloat16", False, "memory"),
+    "tf_joint_xla": ("joint", "float32", True, "memory"),
+    "tf_joint_tfdata": ("joint", "float32", False, "tfdata"),
+}
+
+
+def pool_arrays():
+    """POOL_BATCHES * BATCH fixed images [N, 28, 28, 1] in [0, 1) and int64 labels [N] (numpy)."""
+    import numpy as np
+
+    rng = np.random.RandomState(SEED)
+    images = rng.uniform(size=(POOL_BATCHES * BATCH, 28, 28, 1)).astype("float32")
+    labels = rng.randint(0, 10, size=POOL_BATCHES * BATCH).astype("int64")
+    return images, labels
+
+
+def pool_batches() -> list[tuple[Any, Any]]:
+    """`pool_arrays` cut into POOL_BATCHES (images, labels) numpy batches of BATCH."""
+    images, labels = pool_arrays()
+    return [
+        (images[i * BATCH : (i + 1) * BATCH], labels[i * BATCH : (i + 1) * BATCH])
+        for i in range(POOL_BATCHES)
+    ]
+
+
+def _cycling(fn: Callable[[Any], Any], batches: Sequence[Any]) -> Callable[[], Any]:
+    """A call of `fn` on the next of `batches`, round and round."""
+    cycle = itertools.cycle(batches)
+    return lambda: fn(next(cycle))
+
+
+def _loss(logs: dict[str, Any]) -> float:
+    return float(logs["loss"])
+
+
+def _first_element(tensor: Any) -> float:
+    return float(tensor[0, 0])
+
+
+@dataclasses.dataclass
+class Contender:
+    """One built contender: the call to time, how to fetch its result, work units per call.
+
+    `fetch` forces the last result (a host transfer), so a block's time includes the work.
+    `units` are images per call (FLOPs for a matmul). `function` is the `tf.function` whose
+    tracing count `run` reports (None: not reported); `extra` goes into the setup reply.
+    """
+
+    call: Callable[[], Any]
+    fetch: Callable[[Any], float]
+    units: float
+    function: Any = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def time(self, calls: int) -> dict[str, float]:
+        """Wall and process-CPU seconds of `calls` back-to-back calls and one fetch."""
+        start, start_cpu = time.perf_counter(), time.process_time()
+        result = None
+        for _ in range(calls):
+            result = self.call()
+        self.fetch(result)
+        return {"wall": time.perf_counter() - start, "cpu": time.process_time() - start_cpu}
+
+    def traces(self) -> int | None:
+        count = getattr(self.function, "experimental_get_tracing_count", None)
+        return count() if count else None
+
+
+class Worker:
+    """The contenders of one worker process and its requests: setup, run, info."""
+
+    kind = ""
+
+    def __init__(self) -> None:
+        self.contenders: dict[str, Contender] = {}
+
+    def build(self, case: str, **options: Any) -> Contender:
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def profile(self, case: str, contender: Contender, profile_dir: str) -> None:
+        """Writes profiler traces of a few calls (TF only)."""
+
+    def setup(
+        self, case: str, warmup: int, profile_dir: str | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """Builds `case`, traces it, warms it up; returns the seconds taken and units per call."""
+        if CASES.get(case, ("",))[0] != self.kind:
+            raise ValueError(f"{case!r} is not a {self.kind} case")
+        start = time.perf_counter()
+        contender = self.build(case, **options)
+        contender.fetch(contender.call())  # trace (and XLA-compile) outside the timing
+        traced = time.perf_counter()
+        warm = contender.time(warmup) if warmup else None
+        self.contenders[case] = contender
+        if profile_dir:
+            self.profile(case, contender, profile_dir)
+        return {
+            "trace_seconds": traced - start,
+            "warm_seconds_per_call": warm["wall"] / warmup if warm else None,
+            "units_per_call": contender.units,
+            **contender.extra,
+        }
+
+    def run(self, case: str, steps: int) -> dict[str, Any]:
+        """Times one block of `steps` calls of a contender set up before."""
+        contender = self.contenders[case]
+        return {**contender.time(steps), "traces": contender.traces()}
+
+    def serve(self) -> None:
+        """Answers requests from stdin until "exit" (or end of input)."""
+        protocol = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
+        handlers = {"setup": self.setup, "run": self.run, "info": self.info}
+        for line in sys.stdin:
+            request = json.loads(line)
+            if request["cmd"] == "exit":
+                break
+            try:
+                reply = handlers[request["cmd"]](**request.get("args", {}))
+            except Exception as error:  # reported to the parent, which skips the case
+                reply = {"error": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
+            protocol.write(PREFIX + json.dumps(reply) + "\n")
+
+
+def _config(**changes: Any) -> Any:
+    """The benchmark's resolved MNIST TrainConfig (d=3, L=3, seed 0) with `changes`."""
+    from rdc_keras.config import TrainConfig
+
+    return TrainConfig(
+        workdir="unused",
+        dataset="mnist",
+        latent_dim=LATENT_DIM,
+        num_levels=NUM_LEVELS,
+        seed=SEED,
+        **changes,
+    ).resolved()
+
+
+class TFWorker(Worker):
+    """Our steps (`RDCTrainer.train_step` from `build_trainer`), the encoder forward, matmuls."""
+
+    kind = "tf"
+
+    def __init__(self, threads: int | None) -> None:
+        super().__init__()
+        import tensorflow as tf
+
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        self.tf = tf
+        self.pool = [(tf.constant(x), tf.constant(y)) for x, y in pool_batches()]
+
+    def build(self, case: str, matmul_size: int = 4096, **_: Any) -> Contender:
+        if case in ("tf_rdc", "tf_rdc_phase2"):
+            return self._rdc_step(frozen=case == "tf_rdc_phase2")
+        if case == "tf_encoder_forward":
+            return self._encoder_forward()
+        if case in ("matmul_f32", "matmul_bf16"):
+            return self._matmul(case == "matmul_bf16", matmul_size)
+        return self._phase1_step(*TF_STEP_CASES[case])
+
+    def _phase1_trainer(self, schedule: str, precision: str, jit: bool) -> Any:
+        """The phase-1 trainer (joint: with a joint classifier), built under `precision`."""
+        from rdc_keras.trainers.build import build_trainer
+
+        tf = self.tf
+        joint = schedule == "joint"
+        config = _config(
+            lambda_c=LAMBDA_C if joint else 0.0,
+            lambda_p=LAMBDA_P,
+            classifier_mode="joint" if joint else "pretrained",
+            schedule=schedule,
+            mixed_precision=precision,
+            jit_compile=jit,
+        )
+        tf.keras.utils.set_random_seed(SEED)
+        previous = tf.keras.mixed_precision.global_policy()
+        tf.keras.mixed_precision.set_global_policy(precision)  # as runner.train_run does
+        try:
+            return build_trainer(config, None)
+        finally:
+            tf.keras.mixed_precision.set_global_policy(previous)
+
+    def _phase1_step(self, schedule: str, precision: str, jit: bool, feed: str) -> Contender:
+        tf = self.tf
+        trainer = self._phase1_trainer(schedule, precision, jit)
+        if feed == "memory":
+            fn = tf.function(trainer.train_step, jit_compile=jit)
+            return Contender(_cycling(fn, self.pool), _loss, float(BATCH), fn)
+        images, labels = pool_arrays()
+        dataset = (
+            tf.data.Dataset.from_tensor_slices((images, labels))
+            .batch(BATCH, drop_remainder=True)
+            .repeat()
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        iterator = iter(dataset)
+        fn = trainer.make_train_function()
+        return Contender(lambda: fn(iterator), _loss, float(BATCH), fn)
+
+    def _rdc_step(self, frozen: bool) -> Contender:
+        """The study's step: lambda_p = 0, lambda_c = 0.015, frozen pretrained classifier."""
+        from rdc_keras import networks
+        from rdc_keras.trainers.build import build_trainer
+
+        config = _config(lambda_c=LAMBDA_C, classifier_mode="pretrained")
+        self.tf.keras.utils.set_random_seed(SEED)
+        encoder = networks.encoder("mnist", LATENT_DIM) if frozen else None
+        trainer = build_trainer(config, networks.classifier("mnist"), encoder=encoder)
+        fn = self.tf.function(trainer.train_step)
+        return Contender(_cycling(fn, self.pool), _loss, float(BATCH), fn)
+
+    def _encoder_forward(self) -> Contender:
+        from rdc_keras import networks
+
+        encoder = networks.encoder("mnist", LATENT_DIM)
+        fn = self.tf.function(lambda images: encoder(images, training=False))
+        images = [x for x, _ in self.pool]
+        return Contender(_cycling(fn, images), _first_element, float(BATCH), fn)
+
+    def _matmul(self, bf16: bool, size: int) -> Contender:
+        tf = self.tf
+        dtype = tf.bfloat16 if bf16 else tf.float32
+        a = tf.cast(tf.random.stateless_uniform([size] * 2, (1, 2)), dtype)
+        b = tf.cast(tf.random.stateless_uniform([size] * 2, (3, 4)), dtype)
+        fn = tf.function(tf.linalg.matmul)
+        return Contender(lambda: fn(a, b), _first_element, 2.0 * size**3, fn)
+
+    def profile(self, case: str, contender: Contender, profile_dir: str) -> None:
+        if case.startswith("matmul"):
+            return
+        self.tf.profiler.experimental.start(str(pathlib.Path(profile_dir) / case))
+        contender.time(3)
+        self.tf.profiler.experimental.stop()
+
+    def info(self) -> dict[str, Any]:
+        """Versions, thread pools, FLOP counts and the preset's optimiser settings."""
+        import numpy as np
+
+        from rdc_keras import config, networks
+
+        tf = self.tf
+        models = {
+            "encoder": common.model_flops(networks.encoder("mnist", LATENT_DIM)),
+            "decoder": common.model_flops(networks.decoder("mnist", LATENT_DIM)),
+            "critic": common.model_flops(networks.critic("mnist")),
+            "classifier": common.model_flops(networks.classifier("mnist")),
+        }
+        e, d, c, k = (models[name] for name in ("encoder", "decoder", "critic", "classifier"))
+        preset = config.preset_defaults("mnist")
+        return {
+            # The torch worker takes its optimiser settings from here (one source of truth).
+            "preset": {
+                "generator_learning_rate": preset.generator_learning_rate,
+                "critic_learning_rate": preset.critic_learning_rate,
+                "classifier_learning_rate": preset.classifier_learning_rate,
+                "beta_1": preset.beta_1,
+                "beta_2": preset.beta_2,
+                "adam_epsilon": preset.adam_epsilon,
+                "gp_weight": preset.gp_weight,
+                "sigma": preset.quantizer_sigma(NUM_LEVELS),
+                "batch_size": preset.batch_size,
+            },
+            "tf": tf.__version__,
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()
+            or common.thread_count(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()
+            or common.thread_count(),
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 Linux)"),
+            "model_forward_flops": {name: m.forward for name, m in models.items()},
+            "step_flops_per_image": {
+                "joint": common.train_step_flops(e, d, c, k, "joint"),
+                "alternate": common.train_step_flops(e, d, c, k, "alternate"),
+                "rdc": common.rdc_step_flops(e, d, k, frozen_encoder=False),
+                "rdc_phase2": common.rdc_step_flops(e, d, k, frozen_encoder=True),
+            },
+            "numpy": np.__version__,
+        }
+
+
+class TorchWorker(Worker):
+    """The PyTorch reference steps, with the TF worker's preset settings (`setup(preset=...)`)."""
+
+    kind = "torch"
+
+    def __init__(self, threads: int) -> None:
+        super().__init__()
+        import numpy as np
+        import torch
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.pool = [
+            (
+                torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous(),
+                torch.from_numpy(y),
+            )
+            for x, y in pool_batches()
+        ]
+
+    def build(self, case: str, preset: dict[str, float] | None = None, **_: Any) -> Contender:
+        from bench.torch_reference import TorchRDC
+
+        if preset is None:
+            raise ValueError("the torch worker needs the TF worker's preset settings")
+        self.torch.manual_seed(SEED)
+        model = TorchRDC(
+            LATENT_DIM,
+            NUM_LEVELS,
+            lambda_c=LAMBDA_C,
+            lambda_p=LAMBDA_P,
+            generator_lr=preset["generator_learning_rate"],
+            critic_lr=preset["critic_learning_rate"],
+            classifier_lr=preset["classifier_learning_rate"],
+            betas=(preset["beta_1"], preset["beta_2"]),
+            eps=preset["adam_epsilon"],
+            gp_weight=preset["gp_weight"],
+            sigma=preset["sigma"],
+            channels_last=case.endswith("_cl"),
+        )
+        step = model.joint_step if case.startswith("torch_joint") else model.alternate_step
+        batches = [(model.to_memory_format(x), y) for x, y in self.pool]
+        return Contender(
+            _cycling(lambda batch: step(*batch), batches),
+            float,
+            float(BATCH),
+            extra={"params": model.parameter_counts()},
+        )
+
+    def info(self) -> dict[str, Any]:
+        torch = self.torch
+        return {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+            "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# The parent's side.
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of a worker: quiet TF, the repository on PYTHONPATH."""
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(common.REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    return env
+
+
+class WorkerClient:
+    """A worker subprocess answering `call(cmd, **args)` requests one at a time."""
+
+    def __init__(self, kind: str, threads: int | None, env: dict[str, str] | None = None) -> None:
+        self.kind = kind
+        command = [sys.executable, "-m", "bench.train_step_workers", kind]
+        if threads:
+            command += ["--threads", str(threads)]
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=common.REPO_ROOT,
+            env=worker_env() if env is None else env,
+        )
+
+    def call(self, cmd: str, **args: Any) -> dict[str, Any]:
+        self.process.stdin.write(json.dumps({"cmd": cmd, "args": args}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line.startswith(PREFIX):
+            raise RuntimeError(f"{self.kind} worker died (exit code {self.process.poll()})")
+        reply = json.loads(line[len(PREFIX) :])
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write(json.dumps({"cmd": "exit"}) + "\n")
+                self.process.stdin.flush()
+                self.process.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serves one worker until its parent sends "exit"."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=("tf", "torch"))
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads")
+    args = parser.parse_args(argv)
+    if args.kind == "tf":
+        TFWorker(args.threads).serve()
+    else:
+        TorchWorker(args.threads or common.thread_count()).serve()
+
+
+if __name__ == "__main__":
+    main()
