@@ -30,8 +30,9 @@ test-all: lint
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 demo: $(STAMP)
-	$(BIN)/rdc-experiment --preset=digits --seed=0 --workdir=$(DEMO_DIR)
-	@echo "demo report: $(DEMO_DIR)/report.md"
+	$(BIN)/rdc-experiment --preset=digits --seed=0 --workdir=$(DEMO_DIR)/rdc
+	$(BIN)/rdc-experiment --preset=digits-rdp --base=paper --seed=0 --workdir=$(DEMO_DIR)/rdp
+	@echo "demo reports: $(DEMO_DIR)/rdc/report.md (classification), $(DEMO_DIR)/rdp/report.md (perception)"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"

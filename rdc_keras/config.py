@@ -246,6 +246,9 @@ class TrainConfig:
     jit_compile: bool = False
     strategy: str = "default"
     encoder_dir: str | None = None
+    # A saved critic (a head's critic/) whose weights the new critic starts from (phase 2 with
+    # lambda_p > 0: the reference code initialises each universal head's critic from the base's).
+    base_critic_dir: str | None = None
     head_name: str | None = None
     multihead_lambda_c: tuple[float, ...] | None = None
     seed: int = 0
@@ -328,7 +331,9 @@ class TrainConfig:
             raise ValueError(f"--data_dir is required for --dataset={self.dataset}")
         if self.data_dir is not None and not pathlib.Path(self.data_dir).is_dir():
             raise ValueError(f"--data_dir={self.data_dir}: directory not found")
-        for name in ("classifier_dir", "encoder_dir"):
+        if self.base_critic_dir is not None and self.lambda_p <= 0:
+            raise ValueError("--base_critic_dir needs --lambda_p > 0 (no critic is built at 0)")
+        for name in ("classifier_dir", "encoder_dir", "base_critic_dir"):
             value = getattr(self, name)
             if value is not None and not pathlib.Path(value).is_dir():
                 raise ValueError(f"--{name}={value}: directory not found")

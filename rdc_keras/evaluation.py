@@ -1,12 +1,24 @@
-"""One evaluation protocol for every model: the same data, dither seeds, judge and critic budget.
+"""One evaluation protocol for every model: the same data, dither seeds, judges and critic budget.
 
 `evaluate` runs the sender/receiver pipeline exactly as deployed (indices of the centre nearest
 f(x) + u, then g(centre - u)) with the dither of image i drawn from seed + i, and scores the
 reconstructions with a frozen reference classifier. MSE is the per-pixel mean on [0, 1], CE is in
-nats. The optional W1 estimate trains a fresh WGAN-GP critic post hoc on the test split (the same
-number of steps, learning rate and seed for every model), so estimates are comparable across
-models, unlike the in-training critics of the reference code (digest §8.1 item 10).
-`evaluate_runs` applies the protocol to every head of finished runs (`rdc-evaluate`).
+nats. Two realism judges, the same for every model:
+
+- `judge_fd`, deterministic and training-free: the Fréchet distance in the reference classifier's
+  feature space, between the penultimate-layer features (the input of its "logits_dense" layer)
+  of the originals and of the reconstructions (`judge_features`, `frechet_distance`). It is not
+  the Inception FID: the features are the reference classifier's, so values compare only under
+  one judge.
+- `w1` (optional): a fresh WGAN-GP critic trained post hoc on one half of the test images
+  (originals vs reconstructions) and scored on the other half (held out, `judge_split`), with the
+  same number of steps, learning rate and seed for every model, so estimates are comparable
+  across models (unlike the in-training critics of the reference code, digest §8.1 item 10) and
+  a model cannot win by the critic overfitting the images it is scored on.
+
+`PROTOCOL_VERSION` names this protocol in every result (caches recompute when it changes).
+`evaluate_runs` applies the protocol to every head of finished runs (`rdc-evaluate`). The judges
+themselves live in `rdc_keras.realism` (re-exported here).
 """
 
 from __future__ import annotations
@@ -20,10 +32,25 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from rdc_keras import data, losses, networks, runs
+from rdc_keras import data, losses, runs
 from rdc_keras.layers import UniversalQuantizer, image_seeds, rate_bits
+from rdc_keras.realism import check_images as _check_images
+from rdc_keras.realism import frechet_distance, judge_features, judge_split, w1_estimate
 
-__all__ = ["UNITS", "evaluate", "evaluate_runs", "reconstruct", "w1_estimate"]
+__all__ = [
+    "PROTOCOL_VERSION",
+    "UNITS",
+    "evaluate",
+    "evaluate_runs",
+    "frechet_distance",
+    "judge_features",
+    "judge_split",
+    "reconstruct",
+    "w1_estimate",
+]
+
+# Version of the protocol below (judges, split, metrics). 2: held-out W1, judge_fd.
+PROTOCOL_VERSION = 2
 
 
 def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -46,11 +73,6 @@ def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape != (len(images),):
         raise ValueError(f"evaluate: {len(images)} images but labels of shape {labels.shape}")
     return images, labels
-
-
-def _check_images(images: np.ndarray) -> None:
-    if images.ndim != 4 or len(images) == 0:
-        raise ValueError(f"images must be a non-empty [N, H, W, C] batch, got shape {images.shape}")
 
 
 def reconstruct(
@@ -91,52 +113,6 @@ def reconstruct(
     return np.concatenate(all_indices), np.concatenate(outputs)
 
 
-def w1_estimate(
-    real: np.ndarray,
-    fake: np.ndarray,
-    preset: str,
-    steps: int = 500,
-    batch_size: int = 64,
-    learning_rate: float = 1e-4,
-    gp_weight: float = 10.0,
-    seed: int = 0,
-) -> float:
-    """Wasserstein-1 estimate E h(x) - E h(x_hat) with a fresh WGAN-GP critic trained post hoc.
-
-    Every model gets the same critic architecture, budget and seed, so the numbers compare.
-    """
-    real, fake = np.asarray(real, np.float32), np.asarray(fake, np.float32)
-    _check_images(real)
-    if fake.shape[1:] != real.shape[1:] or len(fake) == 0:
-        raise ValueError(f"w1_estimate: real {real.shape} and fake {fake.shape} images differ")
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"w1_estimate: steps={steps} and batch_size={batch_size} must be >= 1")
-    tf.keras.utils.set_random_seed(seed)
-    critic = networks.critic(preset)
-    optimizer = tf.keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9)
-    rng = np.random.default_rng(seed)
-
-    @tf.function
-    def step(x: tf.Tensor, x_hat: tf.Tensor, epsilon: tf.Tensor) -> None:
-        with tf.GradientTape() as tape:
-            gap = tf.reduce_mean(critic(x_hat, training=True)) - tf.reduce_mean(
-                critic(x, training=True)
-            )
-            loss = gap + gp_weight * losses.gradient_penalty(critic, x, x_hat, epsilon)
-        grads = tape.gradient(loss, critic.trainable_variables)
-        optimizer.apply_gradients(zip(grads, critic.trainable_variables))
-
-    n = len(real)
-    for _ in range(steps):
-        idx = rng.integers(0, n, batch_size)
-        jdx = rng.integers(0, n, batch_size)
-        epsilon = rng.random(batch_size, dtype=np.float32)
-        step(tf.constant(real[idx]), tf.constant(fake[jdx]), tf.constant(epsilon))
-    score_real = np.mean(critic.predict(real, batch_size=1000, verbose=0))
-    score_fake = np.mean(critic.predict(fake, batch_size=1000, verbose=0))
-    return float(score_real - score_fake)
-
-
 def evaluate(
     encoder: tf.keras.Model,
     head: tf.keras.Model,
@@ -158,18 +134,26 @@ def evaluate(
       num_levels: L of the encoder's quantizer.
       seed: dither seed of image i is seed + i; the same seed gives the same numbers.
       batch_size: evaluation batch size (does not change the result).
-      w1_steps: train a post-hoc critic for this many steps and report `w1` (0: skip).
+      w1_steps: train a post-hoc critic for this many steps and report the held-out `w1`
+        (`w1_estimate` with seed `seed`; 0: skip).
       preset: network preset of the post-hoc critic (needed when w1_steps > 0).
 
     Returns:
-      mse (per pixel, [0, 1] scale), psnr (dB, mean over images), ce_nats, accuracy, rate_bits
-      (d log2 L), num_images, and w1 when requested.
+      mse (per pixel, [0, 1] scale), psnr (dB, mean over images), ce_nats, accuracy, judge_fd
+      (Fréchet distance in the reference classifier's feature space, originals vs
+      reconstructions), rate_bits (d log2 L), num_images, seed, protocol (`PROTOCOL_VERSION`),
+      and w1 when requested.
+
+    Raises:
+      ValueError: bad arguments or data, or fewer than 2 images (the judges need two).
     """
     if w1_steps < 0:
         raise ValueError(f"evaluate: w1_steps must be >= 0, got {w1_steps}")
     if w1_steps > 0 and preset is None:
         raise ValueError("evaluate: w1_steps > 0 needs the critic preset")
     images, labels = _arrays(dataset)
+    if len(images) < 2:
+        raise ValueError(f"evaluate: the realism judges need at least 2 images, got {len(images)}")
     _, x_hat = reconstruct(encoder, head, images, num_levels, seed=seed, batch_size=batch_size)
     logits = reference_classifier.predict(x_hat, batch_size=batch_size, verbose=0)
     latent_dim = int(encoder.output_shape[-1])
@@ -178,9 +162,14 @@ def evaluate(
         "psnr": float(losses.psnr(images, x_hat)),
         "ce_nats": float(losses.cross_entropy(labels, logits)),
         "accuracy": float(losses.accuracy(labels, logits)),
+        "judge_fd": frechet_distance(
+            judge_features(reference_classifier, images, batch_size),
+            judge_features(reference_classifier, x_hat, batch_size),
+        ),
         "rate_bits": rate_bits(latent_dim, num_levels),
         "num_images": len(images),
         "seed": int(seed),
+        "protocol": PROTOCOL_VERSION,
     }
     if w1_steps > 0:
         metrics["w1"] = w1_estimate(images, x_hat, preset, steps=w1_steps, seed=seed)
@@ -196,7 +185,14 @@ UNITS = {
     "ce_nats": "nats (reference classifier on the reconstruction)",
     "accuracy": "fraction (reference classifier on the reconstruction)",
     "rate_bits": "bits per image (d log2 L)",
-    "w1": "post-hoc critic estimate of W1 (same budget for every head)",
+    "judge_fd": (
+        "Fréchet distance between the reference classifier's penultimate features of originals "
+        "and reconstructions (not Inception FID)"
+    ),
+    "w1": (
+        "held-out post-hoc WGAN-GP critic estimate of W1: trained on one half of the images, "
+        "scored on the other (same budget and seed for every head)"
+    ),
 }
 
 
@@ -310,7 +306,8 @@ def evaluate_runs(
             log(
                 f"{run.path} head {head.path.name}: mse={metrics['mse']:.5f} "
                 f"psnr={metrics['psnr']:.2f} ce={metrics['ce_nats']:.4f} "
-                f"acc={metrics['accuracy']:.4f}{w1} rate={metrics['rate_bits']:.3f} bits"
+                f"acc={metrics['accuracy']:.4f} fd={metrics['judge_fd']:.4g}{w1} "
+                f"rate={metrics['rate_bits']:.3f} bits"
             )
     return {
         "config": {
@@ -322,6 +319,7 @@ def evaluate_runs(
             "reference_classifier": str(judge_dir),
             "seed": seed,
             "w1_steps": w1_steps,
+            "protocol": PROTOCOL_VERSION,
         },
         "units": UNITS,
         "heads": records,

@@ -1,17 +1,21 @@
 """A whole study: reference classifier, E2E grid, universal heads, evaluation, report, figures.
 
 The paper's protocol (arXiv:2504.13191 §4; digest §4.3): train end-to-end (E2E) models over a
-lambda_c grid; freeze the encoder of one of them (the paper takes lambda_c = 0.015) and train a new
-head per lambda_c on it ("universal, paper base"). Beyond the paper, a multi-head base encoder is
-trained jointly with heads at every grid point and new heads are trained on it the same way
+grid of (lambda_c, lambda_p) points; freeze the encoder of one of them (the paper takes
+lambda_c = 0.015 for RDC, lambda_p = 0.015 for RDP) and train a new head per point of a second
+grid on it ("universal, paper base"; a head with lambda_p > 0 starts its critic from the base
+model's, as the reference code does). Beyond the paper, a multi-head base encoder is trained
+jointly with heads at every universal lambda_c and new heads are trained on it the same way
 ("universal, multi-head base"). Every model is scored by `evaluation.evaluate` with the same
-frozen reference classifier, test split and dither seeds, and compared at matched lambda_c: the
-distortion penalty is 100 * (MSE_universal - MSE_E2E) / MSE_E2E.
+frozen reference classifier, test split, dither seeds and realism judges (held-out W1, the
+judge's Fréchet distance), and compared with E2E at matched lambda and at matched tradeoff
+(`rdc_keras.study_report`).
 
 Every training is an `rdc_keras.trainers.runner` run in its own directory (`rdc_keras.runs`), so
 an interrupted study resumes where it stopped and finished models are never retrained. This module
-owns the presets, the job plan and the order of the steps (`run_study`); the reference classifier
-is `trainers.classifier.train_reference_classifier`, and the penalties, results.csv and report.md
+owns the job plan and the order of the steps (`run_study`); what a study trains (presets,
+`StudyConfig`) is `rdc_keras.studies`, the reference classifier
+`trainers.classifier.train_reference_classifier`, and the penalties, results.csv and report.md
 are written by `rdc_keras.study_report`.
 """
 
@@ -25,103 +29,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from rdc_keras import data, runs, study_report
 from rdc_keras.files import atomic_write, read_json, write_json
 from rdc_keras.layers import rate_bits
+from rdc_keras.studies import BASES, PRESETS, StudyConfig, study_config
 
 __all__ = ["BASES", "PRESETS", "StudyConfig", "run_study", "study_config"]
 
-# Universal families a study can train: heads on the paper's single-lambda base encoder and heads
-# on the multi-head base encoder (beyond the paper). Which ones run does not change any model, so
-# the choice is not part of the recorded study settings.
-BASES = {"paper": "universal-paper", "multihead": "universal-multihead"}
+
+def _label(lambda_c: float, lambda_p: float = 0.0) -> str:
+    """A grid point's directory and head-name suffix: `c0.015`, or `c0-p0.01` with a W1 term."""
+    return f"c{lambda_c:g}" if lambda_p == 0 else f"c{lambda_c:g}-p{lambda_p:g}"
 
 
-@dataclasses.dataclass(frozen=True)
-class StudyConfig:
-    """What a study trains. Rates are (latent_dim, num_levels) pairs; the first is the main one."""
-
-    name: str
-    dataset: str
-    rates: tuple[tuple[int, int], ...]
-    e2e_lambda_c: tuple[float, ...]
-    universal_lambda_c: tuple[float, ...]
-    base_lambda_c: float
-    epochs: int | None = None
-    steps_per_epoch: int | None = None
-    batch_size: int | None = None
-    classifier_epochs: int | None = None
-    w1_steps: int = 0
-    grid_images: int = 8
-    data_dir: str | None = None
-
-
-PRESETS: dict[str, StudyConfig] = {
-    # The embedded demo: scikit-learn digits, small networks, <= 10 minutes on 2 CPU cores.
-    "digits": StudyConfig(
-        name="digits",
-        dataset="digits",
-        rates=((3, 3), (2, 3), (3, 4)),
-        e2e_lambda_c=(0.0, 0.005, 0.01, 0.02, 0.04),
-        universal_lambda_c=(0.0, 0.005, 0.01, 0.02, 0.04),
-        base_lambda_c=0.04,
-        epochs=20,
-    ),
-    # MNIST-10k (the 10,000 t10k images split 8,000/2,000) at the paper's 4.75 bits.
-    "mnist10k": StudyConfig(
-        name="mnist10k",
-        dataset="mnist_idx",
-        rates=((3, 3),),
-        e2e_lambda_c=(0.0, 0.0033, 0.0066, 0.01, 0.015),
-        universal_lambda_c=(0.0, 0.0033, 0.0066, 0.01, 0.015),
-        base_lambda_c=0.015,
-        epochs=30,
-    ),
-    # Full MNIST (TFDS), the paper's grids and rates; for users with the data and a GPU.
-    "mnist": StudyConfig(
-        name="mnist",
-        dataset="mnist",
-        rates=((3, 3), (3, 4), (4, 4)),
-        e2e_lambda_c=(0.0, 0.001, 0.0033, 0.0066, 0.008, 0.011, 0.013, 0.015),
-        universal_lambda_c=(0.0, 3e-5, 5e-5, 1e-4, 6e-4, 1e-3, 0.015),
-        base_lambda_c=0.015,
-        epochs=30,
-    ),
-    # SVHN (TFDS), 30 bits as in the uRDP code, lambda_c on the SVHN scale; GPU advised.
-    "svhn": StudyConfig(
-        name="svhn",
-        dataset="svhn_cropped",
-        rates=((10, 8),),
-        e2e_lambda_c=(0.0, 0.00025, 0.0005, 0.001, 0.002),
-        universal_lambda_c=(0.0, 0.00025, 0.0005, 0.001, 0.002),
-        base_lambda_c=0.002,
-        epochs=80,
-    ),
-}
-
-
-def study_config(preset: str, **overrides: Any) -> StudyConfig:
-    """The preset's study with `overrides` (None values are ignored)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown study preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    config = PRESETS[preset]
-    overrides = {key: value for key, value in overrides.items() if value is not None}
-    config = dataclasses.replace(config, **overrides)
-    grids = {"e2e_lambda_c": config.e2e_lambda_c, "universal_lambda_c": config.universal_lambda_c}
-    for name, values in grids.items():
-        if not values or any(not value >= 0 for value in values):
-            raise ValueError(f"{name} must be one or more values >= 0, got {list(values)}")
-    if config.base_lambda_c not in config.e2e_lambda_c:
-        raise ValueError(f"base_lambda_c={config.base_lambda_c} is not in the E2E grid")
-    if not config.rates or any(d < 1 or levels < 2 for d, levels in config.rates):
-        raise ValueError(f"rates must be (latent_dim >= 1, num_levels >= 2) pairs: {config.rates}")
-    if config.data_dir is not None and not pathlib.Path(config.data_dir).is_dir():
-        raise ValueError(f"--data_dir={config.data_dir}: directory not found")
-    return config
-
-
-def _label(value: float) -> str:
-    return f"c{value:g}"
+def _points(lambda_c: tuple[float, ...], lambda_p: tuple[float, ...]) -> list[tuple[float, float]]:
+    """The grid (lambda_c, lambda_p) points, lambda_p major (RDC grids: lambda_c only)."""
+    return [(c, p) for p in lambda_p for c in lambda_c]
 
 
 @dataclasses.dataclass
@@ -131,6 +56,7 @@ class _Job:
     family: str
     rate: tuple[int, int]
     lambda_c: float  # nan for the multi-head base (one head per universal lambda_c)
+    lambda_p: float
     workdir: pathlib.Path
     head: str
     train: dict[str, Any]
@@ -143,27 +69,34 @@ def _jobs(
     jobs = []
     for rate in config.rates:
         tag = f"d{rate[0]}-L{rate[1]}"
-        for value in config.e2e_lambda_c:
-            workdir, head = root / "e2e" / tag / _label(value), f"e2e-{tag}-{_label(value)}"
-            jobs.append(_Job("e2e", rate, value, workdir, head, {"lambda_c": value}))
+        for c, p in _points(config.e2e_lambda_c, config.e2e_lambda_p):
+            workdir, head = root / "e2e" / tag / _label(c, p), f"e2e-{tag}-{_label(c, p)}"
+            jobs.append(_Job("e2e", rate, c, p, workdir, head, {"lambda_c": c, "lambda_p": p}))
     main_rate = config.rates[0]
     tag = f"d{main_rate[0]}-L{main_rate[1]}"
-    base_dirs = {
-        "paper": root / "e2e" / tag / _label(config.base_lambda_c),
-        "multihead": root / "multihead" / tag,
-    }
-    if "multihead" in bases:
+    paper_base = runs.RunDir(
+        root / "e2e" / tag / _label(config.base_lambda_c, config.base_lambda_p)
+    )
+    paper_critic = (
+        paper_base.head_dir(f"e2e-{tag}-{_label(config.base_lambda_c, config.base_lambda_p)}")
+        / "critic"
+    )
+    base_dirs = {"paper": paper_base.path, "multihead": root / "multihead" / tag}
+    if "multihead" in bases:  # trained without a critic (one head per universal lambda_c)
         train = {"multihead_lambda_c": tuple(config.universal_lambda_c)}
-        jobs.append(
-            _Job("multihead-joint", main_rate, math.nan, base_dirs["multihead"], "multihead", train)
+        multihead = _Job(
+            "multihead-joint", main_rate, math.nan, 0.0, base_dirs["multihead"], "multihead", train
         )
+        jobs.append(multihead)
     for base in (base for base in BASES if base in bases):
         family = BASES[base]
-        for value in config.universal_lambda_c:
-            workdir, head = root / family / tag / _label(value), f"{family}-{_label(value)}"
+        for c, p in _points(config.universal_lambda_c, config.universal_lambda_p):
+            workdir, head = root / family / tag / _label(c, p), f"{family}-{_label(c, p)}"
             encoder_dir = str(runs.RunDir(base_dirs[base]).encoder_dir)
-            train = {"lambda_c": value, "encoder_dir": encoder_dir}
-            jobs.append(_Job(family, main_rate, value, workdir, head, train))
+            train = {"lambda_c": c, "lambda_p": p, "encoder_dir": encoder_dir}
+            if p > 0 and base == "paper" and config.base_lambda_p > 0:
+                train["base_critic_dir"] = str(paper_critic)  # as the reference code does
+            jobs.append(_Job(family, main_rate, c, p, workdir, head, train))
     return jobs
 
 
@@ -186,7 +119,13 @@ def _record_settings(root: pathlib.Path, config: StudyConfig, seed: int) -> dict
     settings["rates"] = [list(rate) for rate in config.rates]
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back from disk
     if study_file.exists():
-        previous = read_json(study_file)["study"]
+        # Settings added since a study was written take their defaults (older studies resume).
+        added = {
+            field.name: field.default
+            for field in dataclasses.fields(StudyConfig)
+            if field.default is not dataclasses.MISSING
+        }
+        previous = {**json.loads(json.dumps(added)), **read_json(study_file)["study"]}
         if previous != settings:
             changed = sorted(k for k in settings if previous.get(k) != settings.get(k))
             raise ValueError(
@@ -235,6 +174,8 @@ def _train(job: _Job, config: StudyConfig, classifier_dir, seed, extra, verbose)
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch,
         batch_size=config.batch_size,
+        schedule=config.schedule,
+        mixed_precision=config.mixed_precision,
         seed=seed,
         verbose=verbose,
         head_name=job.head,
@@ -246,6 +187,8 @@ def _train(job: _Job, config: StudyConfig, classifier_dir, seed, extra, verbose)
 
 def _describe(job: _Job) -> str:
     point = "all heads" if math.isnan(job.lambda_c) else f"lambda_c={job.lambda_c:g}"
+    if job.lambda_p > 0:
+        point += f" lambda_p={job.lambda_p:g}"
     return f"{job.family} d={job.rate[0]} L={job.rate[1]} {point}"
 
 
@@ -255,7 +198,8 @@ def _evaluate_head(head: runs.Head, arrays, judge, config, seed, cache) -> dict[
 
     if cache.exists():
         cached = read_json(cache)
-        if cached.get("seed") == seed and cached.get("w1_steps") == config.w1_steps:
+        same = (cached.get("seed"), cached.get("w1_steps"), cached.get("protocol"))
+        if same == (seed, config.w1_steps, evaluation.PROTOCOL_VERSION):
             return cached
     encoder, encoder_description = runs.load_encoder(head.encoder_dir)
     decoder, _ = head.load(encoder_description)
@@ -283,13 +227,15 @@ def _row(job: _Job, head: runs.Head, metrics, train_seconds, config, root) -> di
         "num_levels": job.rate[1],
         "rate_bits": metrics["rate_bits"],
         "lambda_c": float(head.description["lambda_c"]),
-        "lambda_p": 0.0,
+        "lambda_p": float(head.description.get("lambda_p") or 0.0),
         "base_lambda_c": config.base_lambda_c if job.family == "universal-paper" else None,
+        "base_lambda_p": config.base_lambda_p if job.family == "universal-paper" else None,
         "mse": metrics["mse"],
         "psnr": metrics["psnr"],
         "ce_nats": metrics["ce_nats"],
         "accuracy": metrics["accuracy"],
         "w1": metrics.get("w1"),
+        "judge_fd": metrics.get("judge_fd"),
         "train_seconds": train_seconds,
         "workdir": str(job.workdir.relative_to(root)),
     }
@@ -312,10 +258,13 @@ def _train_and_evaluate(
             metrics = _evaluate_head(head, test_arrays, judge, config, seed, cache)
             rows.append(_row(job, head, metrics, train_seconds, config, root))
         last = rows[-1]
+        realism = f" fd={last['judge_fd']:.3f}" if last.get("judge_fd") is not None else ""
+        if last.get("w1") is not None:
+            realism += f" w1={last['w1']:.4f}"
         log(
             f"[{number}/{len(jobs)}] {_describe(job)}: mse={last['mse']:.5f} "
-            f"ce={last['ce_nats']:.3f} "
-            f"acc={last['accuracy']:.3f} ({time.perf_counter() - tick:.0f} s)"
+            f"ce={last['ce_nats']:.3f} acc={last['accuracy']:.3f}{realism} "
+            f"({time.perf_counter() - tick:.0f} s)"
         )
     return rows
 
@@ -355,13 +304,48 @@ def run_study(
     rows = _train_and_evaluate(
         jobs, config, root, judge, test_arrays, seed, train_overrides or {}, verbose, log
     )
+    spread = _w1_judge_spread(root, rows, config, test_arrays, seed, log)
     wall_seconds = round(time.perf_counter() - start, 1)
     # results.json records the judge's test metrics with its training time, as it always has.
     judge_record = {"train_seconds": judge_description.get("train_seconds")}
     judge_record.update(judge_description["test_metrics"])
     results = study_report.results(settings, bases, rows, config, judge_record, wall_seconds)
+    if spread is not None:
+        results["w1_judge_spread"] = spread
     _write_outputs(root, results, jobs, config, test_arrays, seed, export, log)
     return results
+
+
+def _w1_judge_spread(root, rows, config, test_arrays, seed, log) -> dict[str, Any] | None:
+    """W1 of the paper base model by the post-hoc judge with 3 judge seeds (the judge's own
+    spread, cached in w1_judge_spread.json); None when the study estimates no W1."""
+    from rdc_keras import evaluation
+
+    if config.w1_steps <= 0:
+        return None
+    d, levels = config.rates[0]
+    point = _label(config.base_lambda_c, config.base_lambda_p)
+    base = next(row for row in rows if row["model"] == f"e2e-d{d}-L{levels}-{point}")
+    seeds = [seed, seed + 1, seed + 2]
+    cache = root / "w1_judge_spread.json"
+    key = {"model": base["model"], "seeds": seeds, "w1_steps": config.w1_steps}
+    key["protocol"] = evaluation.PROTOCOL_VERSION
+    if cache.exists() and {k: read_json(cache).get(k) for k in key} == key:
+        return read_json(cache)
+    head = {h.name: h for h in runs.RunDir(root / base["workdir"]).heads()}[base["model"]]
+    encoder, description = runs.load_encoder(head.encoder_dir)
+    decoder, _ = head.load(description)
+    images = test_arrays[0]
+    _, x_hat = evaluation.reconstruct(encoder, decoder, images, levels, seed=seed)
+    values = [
+        evaluation.w1_estimate(images, x_hat, description["preset"], config.w1_steps, seed=s)
+        for s in seeds
+    ]
+    spread = {**key, "values": values, "mean": float(np.mean(values))}
+    spread["std"] = float(np.std(values, ddof=1))
+    write_json(cache, spread)
+    log(f"[judge] W1 of {base['model']} over judge seeds {seeds}: {values}")
+    return spread
 
 
 def _write_outputs(root, results, jobs, config, test_arrays, seed, export, log) -> None:
@@ -393,6 +377,20 @@ def _figures(root, rows, config, test_arrays, seed, log) -> None:
         plots.tradeoff_figure(main, rate, f"{config.name}: E2E vs universal at {rate:.2f} bits"),
         figures / "tradeoff.png",
     )
+    if config.is_perception:
+        title = f"{config.name}: distortion vs realism at {rate:.2f} bits"
+        plots.save_figure(plots.perception_figure(main, rate, title), figures / "perception.png")
+    series = {
+        _FAMILY_LABELS[family]: [row for row in main if row["family"] == family]
+        for family in _FAMILY_LABELS
+    }
+    plots.save_figure(
+        plots.accuracy_figure(
+            {label: rows for label, rows in series.items() if rows},
+            f"{config.name}: accuracy of the reference classifier vs MSE at {rate:.2f} bits",
+        ),
+        figures / "accuracy.png",
+    )
     e2e = [row for row in rows if row["family"] == "e2e"]
     if len({row["rate_bits"] for row in e2e}) > 1:
         plots.save_figure(
@@ -402,7 +400,8 @@ def _figures(root, rows, config, test_arrays, seed, log) -> None:
     originals = test_arrays[0][: config.grid_images]
     for family in ("e2e", "universal-paper", "universal-multihead"):
         panels = []
-        for row in sorted((r for r in main if r["family"] == family), key=lambda r: r["lambda_c"]):
+        members = (r for r in main if r["family"] == family)
+        for row in sorted(members, key=lambda r: (r["lambda_p"], r["lambda_c"])):
             heads = {head.name: head for head in runs.RunDir(root / row["workdir"]).heads()}
             head = heads[row["model"]]
             encoder, description = runs.load_encoder(head.encoder_dir)
@@ -410,13 +409,27 @@ def _figures(root, rows, config, test_arrays, seed, log) -> None:
             _, x_hat = evaluation.reconstruct(
                 encoder, decoder, originals, description["num_levels"], seed=seed
             )
-            panels.append((f"λc={row['lambda_c']:g}", x_hat))
+            label = f"λc={row['lambda_c']:g}"
+            if config.is_perception:
+                label = (
+                    f"λp={row['lambda_p']:g}"
+                    if len(config.e2e_lambda_c) == 1
+                    else (f"{label} λp={row['lambda_p']:g}")
+                )
+            panels.append((label, x_hat))
         if panels:
             plots.save_figure(
                 plots.reconstruction_grid(originals, panels, family),
                 figures / f"reconstructions-{family}.png",
             )
     log(f"figures: {figures}")
+
+
+_FAMILY_LABELS = {
+    "e2e": "E2E",
+    "universal-paper": "universal, paper base",
+    "universal-multihead": "universal, multi-head base",
+}
 
 
 def _export(root, jobs, config, seed, log) -> None:

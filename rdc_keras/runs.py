@@ -46,6 +46,7 @@ __all__ = [
     "find_runs",
     "is_saved_network",
     "load_classifier",
+    "load_critic",
     "load_encoder",
     "load_head",
     "load_network",
@@ -198,6 +199,13 @@ def save_head(
         write_json(tmp / HEAD_FILE, description)
 
 
+def load_critic(directory: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """Loads a head's saved critic (`<head>/critic`); returns (critic, description)."""
+    from rdc_keras import networks
+
+    return load_network(directory, lambda d: networks.critic(d["preset"]), kind="critic")
+
+
 def save_classifier(directory: str | os.PathLike, model: Any, preset: str, **metadata: Any) -> None:
     """Saves a reference classifier atomically (weights + `network.json` with `metadata`)."""
     save_network(directory, model, {"kind": "classifier", "preset": preset, **metadata})
@@ -248,6 +256,11 @@ class Head:
     def encoder_dir(self) -> pathlib.Path:
         """The encoder this head decodes for (recorded when it was trained)."""
         return pathlib.Path(self.description["encoder_dir"])
+
+    @property
+    def critic_dir(self) -> pathlib.Path:
+        """The head's critic (saved when it was trained with lambda_p > 0)."""
+        return self.path / "critic"
 
     @property
     def lambdas(self) -> dict[str, float]:

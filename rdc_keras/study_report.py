@@ -1,11 +1,14 @@
 """What a study writes about its models: results.json's contents, results.csv and report.md.
 
 `rdc_keras.experiment.run_study` trains and scores the models; this module turns its rows (one
-dict per model: family, rate, lambda_c, mse, ce_nats, accuracy, ...) into the comparison the study
-is for (`penalties`: universal vs E2E at matched lambda_c, distortion penalty
-100 * (MSE_universal - MSE_E2E) / MSE_E2E), the results dict written to results.json (`results`),
-the CSV table of every model (`write_csv`) and the Markdown report (`render`). Plain Python and
-numpy, no TensorFlow: a report can be re-rendered from results.json without loading a network.
+dict per model: family, rate, lambda_c, lambda_p, mse, ce_nats, accuracy, w1, judge_fd, ...) into
+the comparisons the study is for: `penalties` (universal vs E2E at matched loss weights
+(lambda_c, lambda_p), distortion penalty 100 * (MSE_universal - MSE_E2E) / MSE_E2E) and
+`matched_tradeoff` (universal vs the E2E Pareto front at the same CE, or the same W1 / judge FD in
+a perception study, its MSE interpolated there); then the results dict written to results.json
+(`results`), the CSV table of every model (`write_csv`) and the Markdown report (`render`). Plain
+Python and numpy, no TensorFlow: a report can be re-rendered from results.json without loading a
+network. The comparisons themselves are computed by `rdc_keras.tradeoff` (re-exported here).
 """
 
 from __future__ import annotations
@@ -18,11 +21,29 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rdc_keras.files import atomic_write
+from rdc_keras.tradeoff import (
+    AXES,
+    UNIVERSAL_FAMILIES,
+    at_main_rate,
+    axes,
+    is_perception,
+    matched_tradeoff,
+    pareto_front,
+    penalties,
+)
 
 if TYPE_CHECKING:
-    from rdc_keras.experiment import StudyConfig
+    from rdc_keras.studies import StudyConfig
 
-__all__ = ["UNITS", "penalties", "render", "results", "write_csv"]
+__all__ = [
+    "UNITS",
+    "matched_tradeoff",
+    "pareto_front",
+    "penalties",
+    "render",
+    "results",
+    "write_csv",
+]
 
 Row = dict[str, Any]
 # The units of the model rows, recorded in results.json.
@@ -31,52 +52,13 @@ UNITS = {
     "psnr": "dB",
     "ce_nats": "nats",
     "accuracy": "fraction of test images in [0, 1]",
-    "w1": "critic score difference E h(x) - E h(x_hat) (null: not estimated)",
+    "w1": "critic score difference E h(x) - E h(x_hat) of the held-out post-hoc WGAN-GP critic "
+    "(null: not estimated)",
+    "judge_fd": "Frechet distance between the reference classifier's penultimate-layer features "
+    "of originals and reconstructions (squared feature units; not the Inception FID)",
     "rate_bits": "bits per image (d log2 L)",
     "train_seconds": "s",
 }
-# The universal families in the order the report shows them.
-UNIVERSAL_FAMILIES = ("universal-paper", "universal-multihead")
-
-
-def _at_main_rate(row: Row, config: StudyConfig) -> bool:
-    return (row["latent_dim"], row["num_levels"]) == tuple(config.rates[0])
-
-
-def penalties(rows: list[Row], config: StudyConfig) -> list[Row]:
-    """Universal vs E2E at matched lambda_c (main rate): distortion penalty in %.
-
-    Args:
-      rows: the study's model rows (results.json "models").
-      config: the study; its first rate is the main one.
-
-    Returns:
-      One dict per universal model whose lambda_c is on the E2E grid, in row order.
-    """
-    e2e = {
-        row["lambda_c"]: row
-        for row in rows
-        if row["family"] == "e2e" and _at_main_rate(row, config)
-    }
-    out = []
-    for row in rows:
-        if not row["family"].startswith("universal") or row["lambda_c"] not in e2e:
-            continue
-        ref = e2e[row["lambda_c"]]
-        out.append(
-            {
-                "family": row["family"],
-                "lambda_c": row["lambda_c"],
-                "mse_e2e": ref["mse"],
-                "mse_universal": row["mse"],
-                "distortion_penalty_percent": 100.0 * (row["mse"] - ref["mse"]) / ref["mse"],
-                "ce_e2e": ref["ce_nats"],
-                "ce_universal": row["ce_nats"],
-                "accuracy_e2e": ref["accuracy"],
-                "accuracy_universal": row["accuracy"],
-            }
-        )
-    return out
 
 
 def results(
@@ -86,6 +68,7 @@ def results(
     config: StudyConfig,
     reference_classifier: dict[str, Any],
     wall_seconds: float,
+    w1_judge_spread: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The study's results.json: settings, units, every model, penalties, judge, times.
 
@@ -96,13 +79,16 @@ def results(
       config: the study.
       reference_classifier: the judge's test metrics.
       wall_seconds: time of this invocation (a resumed study excludes the runs it found finished).
+      w1_judge_spread: W1 of one model by several judge seeds ({"model", "seeds", "values",
+        "mean", "std"}); recorded as "w1_judge_spread" when given.
     """
-    return {
+    out = {
         "study": settings,
         "units": dict(UNITS),
         "bases": list(bases),
         "models": rows,
         "penalties": penalties(rows, config),
+        "matched_tradeoff": matched_tradeoff(rows, config),
         "reference_classifier": reference_classifier,
         "wall_seconds": wall_seconds,
         # A resumed study's wall time excludes the runs it found finished; this sum does not.
@@ -110,6 +96,9 @@ def results(
             sum({row["workdir"]: row["train_seconds"] for row in rows}.values()), 1
         ),
     }
+    if w1_judge_spread is not None:
+        out["w1_judge_spread"] = w1_judge_spread
+    return out
 
 
 def write_csv(path: str | os.PathLike, rows: list[Row]) -> None:
@@ -125,16 +114,18 @@ def render(results: dict[str, Any], config: StudyConfig, rate_bits: float) -> st
     """The study's report.md: settings, training protocol, penalties, every model, figures.
 
     Args:
-      results: the study's results (as written to results.json).
+      results: the study's results (as written to results.json; one written before
+        "matched_tradeoff" existed gets it computed from its models).
       config: the study.
       rate_bits: bits per image of the main rate (`rdc_keras.layers.rate_bits`; passed in so
         this module needs no TensorFlow).
     """
     families = {row["family"] for row in results["models"]}
     out = _summary(results, config, rate_bits)
-    out += _training(config, families, results["study"]["seed"])
+    out += _training(results, config, families)
     out += _comparison(results, config, rate_bits)
-    out += _models(results)
+    out += _matched(results, config, families)
+    out += _models(results, config)
     out += _figures(config, families)
     return "\n".join(out)
 
@@ -143,6 +134,25 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    """A table cell: "—" for None; a spec ending in "%" appends a percent sign."""
+    if value is None:
+        return "—"
+    if spec.endswith("%"):
+        return format(value, spec[:-1]) + "%"
+    return format(value, spec)
+
+
+def _columns(perception: bool, *columns: tuple[str, str, str]) -> list[tuple[str, str, str]]:
+    """(header, key, format) columns; the λp column only in a perception study."""
+    return [column for column in columns if perception or column[1] != "lambda_p"]
+
+
+def _rows_table(columns: list[tuple[str, str, str]], entries: list[Row]) -> str:
+    cells = [[_fmt(entry.get(key), spec) for _, key, spec in columns] for entry in entries]
+    return _table([header for header, _, _ in columns], cells)
 
 
 def _summary(results: dict[str, Any], config: StudyConfig, rate: float) -> list[str]:
@@ -155,62 +165,93 @@ def _summary(results: dict[str, Any], config: StudyConfig, rate: float) -> list[
         f"reference classifier (test accuracy on clean images "
         f"{results['reference_classifier']['accuracy']:.4f}) with per-image dither seeds "
         f"{results['study']['seed']} + i. MSE is the per-pixel mean on [0, 1]; CE is in nats.",
+        "",
+        "Realism is judged two ways, the same for every model. W1 is estimated by a held-out "
+        "post-hoc WGAN-GP critic with one fixed budget and seed, trained on one half of the test "
+        "split's originals and reconstructions and scored on the other half; W1 values from "
+        "different critics (e.g. the paper's in-training critic) are not on one scale. Judge FD "
+        "is the Fréchet distance between the reference classifier's penultimate-layer features "
+        "of originals and of reconstructions (an FID in the judge's feature space, not the "
+        "Inception FID); it needs no training and is deterministic. Lower is more realistic for "
+        "both; — means not estimated.",
     ]
 
 
-def _training(config: StudyConfig, families: set[str], seed: int) -> list[str]:
+def _grid(lambda_c, lambda_p, perception: bool) -> str:
+    """A grid as the report names it: its λc values, and its λp values in a perception study."""
+    if not perception:
+        return f"λc in {list(lambda_c)}"
+    return f"λc in {list(lambda_c)} and each λp in {list(lambda_p)}"
+
+
+def _training(results: dict[str, Any], config: StudyConfig, families: set[str]) -> list[str]:
+    perception = is_perception(config)
+    e2e_p = getattr(config, "e2e_lambda_p", (0.0,))
+    universal_p = getattr(config, "universal_lambda_p", (0.0,))
     out = ["", "## How the models were trained", ""]
-    out.append(
-        f"- **E2E**: encoder and decoder trained together for each λc in "
-        f"{list(config.e2e_lambda_c)} (λd = 1, λp = 0, frozen pretrained classifier in the loss)."
-    )
-    if "universal-paper" in families:
+    if perception:
         out.append(
-            f"- **Universal, paper base**: the encoder of the E2E model at "
-            f"λc = {config.base_lambda_c:g} is frozen (BatchNorm statistics too) and a new "
-            f"decoder is trained for each λc in "
-            f"{list(config.universal_lambda_c)}."
+            f"- **E2E**: encoder and decoder trained together for each "
+            f"{_grid(config.e2e_lambda_c, e2e_p, True)} (λd = 1, frozen pretrained classifier in "
+            "the loss; λp weights the W1 estimate of a WGAN-GP critic trained alongside)."
+        )
+    else:
+        out.append(
+            f"- **E2E**: encoder and decoder trained together for each λc in "
+            f"{list(config.e2e_lambda_c)} (λd = 1, λp = 0, frozen pretrained classifier in the "
+            "loss)."
+        )
+    universal_grid = _grid(config.universal_lambda_c, universal_p, perception)
+    if "universal-paper" in families:
+        base = f"λc = {config.base_lambda_c:g}"
+        if perception:
+            base += f", λp = {getattr(config, 'base_lambda_p', 0.0):g}"
+        out.append(
+            f"- **Universal, paper base**: the encoder of the E2E model at {base} is frozen "
+            f"(BatchNorm statistics too) and a new decoder is trained for each {universal_grid}."
         )
     if "universal-multihead" in families:
+        heads = "per universal grid point" if perception else "per λc"
         out.append(
-            "- **Universal, multi-head base**: an encoder trained jointly with one head per λc "
+            f"- **Universal, multi-head base**: an encoder trained jointly with one head {heads} "
             "(loss = mean of the head losses), then frozen; a new decoder is trained on it for "
-            f"each λc in {list(config.universal_lambda_c)}."
+            f"each {universal_grid}."
+        )
+    if any(
+        row["family"].startswith("universal") and (row.get("lambda_p") or 0) > 0
+        for row in results["models"]
+    ):
+        out.append(
+            "- Each universal head's critic was initialised from the base model's critic, as in "
+            "the reference code, and then trained with the head."
         )
     epochs = config.epochs if config.epochs is not None else "preset default"
-    out.append(f"- Epochs per model: {epochs}; seed {seed}.")
+    out.append(f"- Epochs per model: {epochs}; seed {results['study']['seed']}.")
+    schedule = getattr(config, "schedule", "joint")
+    precision = getattr(config, "mixed_precision", "float32")
+    if perception or (schedule, precision) != ("joint", "float32"):
+        out.append(f"- Training schedule `{schedule}`; precision `{precision}`.")
     return out
 
 
 def _comparison(results: dict[str, Any], config: StudyConfig, rate: float) -> list[str]:
     """The penalty table and, per universal family, its mean penalty and best MSE vs E2E."""
-    header = [
-        "family",
-        "λc",
-        "MSE E2E",
-        "MSE universal",
-        "distortion penalty",
-        "CE E2E",
-        "CE universal",
-        "acc E2E",
-        "acc universal",
-    ]
-    table = [
-        [
-            p["family"],
-            f"{p['lambda_c']:g}",
-            f"{p['mse_e2e']:.5f}",
-            f"{p['mse_universal']:.5f}",
-            f"{p['distortion_penalty_percent']:+.1f}%",
-            f"{p['ce_e2e']:.3f}",
-            f"{p['ce_universal']:.3f}",
-            f"{p['accuracy_e2e']:.3f}",
-            f"{p['accuracy_universal']:.3f}",
-        ]
-        for p in results["penalties"]
-    ]
-    out = ["", f"## E2E vs universal at {rate:.2f} bits", "", _table(header, table)]
+    perception = is_perception(config)
+    columns = _columns(
+        perception,
+        *[("family", "family", "s"), ("λc", "lambda_c", "g"), ("λp", "lambda_p", "g")],
+        *[("MSE E2E", "mse_e2e", ".5f"), ("MSE universal", "mse_universal", ".5f")],
+        ("distortion penalty", "distortion_penalty_percent", "+.1f%"),
+        *[("CE E2E", "ce_e2e", ".3f"), ("CE universal", "ce_universal", ".3f")],
+        *[("acc E2E", "accuracy_e2e", ".3f"), ("acc universal", "accuracy_universal", ".3f")],
+        *[("W1 E2E", "w1_e2e", ".4f"), ("W1 universal", "w1_universal", ".4f")],
+        *[("judge FD E2E", "judge_fd_e2e", ".4g")],
+        *[("judge FD universal", "judge_fd_universal", ".4g")],
+    )
+    table = _rows_table(columns, results["penalties"])
+    out = ["", f"## E2E vs universal at {rate:.2f} bits", "", table]
     rows = results["models"]
+    matched = "λc, λp" if perception else "λc"
     for family in UNIVERSAL_FAMILIES:
         values = [
             p["distortion_penalty_percent"] for p in results["penalties"] if p["family"] == family
@@ -218,50 +259,100 @@ def _comparison(results: dict[str, Any], config: StudyConfig, rate: float) -> li
         if not values:
             continue
         best_e2e = min(
-            row["mse"] for row in rows if row["family"] == "e2e" and _at_main_rate(row, config)
+            row["mse"] for row in rows if row["family"] == "e2e" and at_main_rate(row, config)
         )
         best_universal = min(row["mse"] for row in rows if row["family"] == family)
         out.append("")
         out.append(
-            f"- {family}: mean distortion penalty {np.mean(values):+.1f}% at matched λc; "
+            f"- {family}: mean distortion penalty {np.mean(values):+.1f}% at matched {matched}; "
             f"lowest MSE {best_universal:.5f} vs lowest E2E MSE {best_e2e:.5f} "
             f"({100 * (best_universal - best_e2e) / best_e2e:+.1f}%)."
         )
     return out
 
 
-def _models(results: dict[str, Any]) -> list[str]:
-    """The table of every model and the study's wall and training times."""
-    header = ["model", "family", "bits", "λc", "MSE", "PSNR dB", "CE nats", "accuracy", "train s"]
-    table = [
-        [
-            row["model"],
-            row["family"],
-            f"{row['rate_bits']:.2f}",
-            f"{row['lambda_c']:g}",
-            f"{row['mse']:.5f}",
-            f"{row['psnr']:.2f}",
-            f"{row['ce_nats']:.3f}",
-            f"{row['accuracy']:.3f}",
-            f"{row['train_seconds']:.0f}",
-        ]
-        for row in results["models"]
+def _matched(results: dict[str, Any], config: StudyConfig, families: set[str]) -> list[str]:
+    """One table per axis: each universal model against the E2E front at the same value."""
+    entries = results.get("matched_tradeoff")
+    if entries is None:  # results.json written before matched_tradeoff existed
+        entries = matched_tradeoff(results["models"], config)
+    entries = [entry for entry in entries if entry["family"] in families]
+    perception = is_perception(config)
+    same = "the same realism (W1, judge FD)" if perception else "the same CE"
+    out = [
+        "",
+        "## Penalty at matched tradeoff",
+        "",
+        "The table above compares at matched λ: each universal model against the E2E model "
+        "trained with the same loss weights. The tables below compare at matched tradeoff: each "
+        f"universal model against the E2E Pareto front at {same}, the front's MSE interpolated "
+        "linearly between the neighbouring non-dominated E2E models at the universal model's "
+        "value, and left empty (—) when the value is outside the range the E2E front spans (no "
+        "extrapolation).",
     ]
-    return [
-        "",
-        "## Every model",
-        "",
-        _table(header, table),
-        "",
+    if not entries:
+        out += ["", "No universal model has a value on the matched axes."]
+    for axis in axes(config):
+        subset = [entry for entry in entries if entry["axis"] == axis]
+        if not subset:
+            continue
+        name, values_header, spec = AXES[axis]
+        columns = _columns(
+            perception,
+            *[("family", "family", "s"), ("λc", "lambda_c", "g"), ("λp", "lambda_p", "g")],
+            *[(values_header, "value", spec), ("MSE universal", "mse_universal", ".5f")],
+            *[(f"MSE E2E front at that {name}", "mse_front", ".5f")],
+            ("penalty", "penalty_percent", "+.1f%"),
+        )
+        out += ["", f"### At matched {name}", "", _rows_table(columns, subset)]
+        for family in UNIVERSAL_FAMILIES:
+            members = [entry for entry in subset if entry["family"] == family]
+            values = [e["penalty_percent"] for e in members if e["penalty_percent"] is not None]
+            if not members:
+                continue
+            mean = f"mean penalty {np.mean(values):+.1f}%" if values else "no penalty"
+            out += [
+                "",
+                f"- {family}: {mean} at matched {name} ({len(values)} of {len(members)} models "
+                "inside the E2E front's range).",
+            ]
+    return out
+
+
+def _models(results: dict[str, Any], config: StudyConfig) -> list[str]:
+    """The table of every model, the judge's spread and the study's wall and training times."""
+    columns = _columns(
+        is_perception(config),
+        *[("model", "model", "s"), ("family", "family", "s"), ("bits", "rate_bits", ".2f")],
+        *[("λc", "lambda_c", "g"), ("λp", "lambda_p", "g"), ("MSE", "mse", ".5f")],
+        *[("PSNR dB", "psnr", ".2f"), ("CE nats", "ce_nats", ".3f")],
+        *[("accuracy", "accuracy", ".3f"), ("W1", "w1", ".4f"), ("judge FD", "judge_fd", ".4g")],
+        ("train s", "train_seconds", ".0f"),
+    )
+    out = ["", "## Every model", "", _rows_table(columns, results["models"]), ""]
+    spread = results.get("w1_judge_spread")
+    if spread:
+        values = ", ".join(f"{value:.4f}" for value in spread["values"])
+        out += [
+            f"Spread of the W1 judge: `{spread['model']}` scored by {len(spread['values'])} "
+            f"critics with seeds {list(spread['seeds'])}: {values} (mean {spread['mean']:.4f}, "
+            f"std {spread['std']:.4f}).",
+            "",
+        ]
+    out += [
         f"Study wall time: {results['wall_seconds']:.0f} s (this invocation; finished models "
         f"are not retrained on a re-run). Training time of all models: "
         f"{results['train_seconds_total']:.0f} s.",
         "",
     ]
+    return out
 
 
 def _figures(config: StudyConfig, families: set[str]) -> list[str]:
     out = ["## Figures", "", "![tradeoff](figures/tradeoff.png)", ""]
+    if is_perception(config):
+        out += ["![perception](figures/perception.png)", ""]
+    out += ["![accuracy](figures/accuracy.png)", ""]
     if len(config.rates) > 1:
         out += ["![rates](figures/rates.png)", ""]
     for family in ("e2e", *UNIVERSAL_FAMILIES):

@@ -121,6 +121,9 @@ def test_plots_never_import_pyplot(tmp_path):
         "rows = [dict(family='e2e', lambda_c=c, rate_bits=1.0, mse=c, ce_nats=1 - c, accuracy=c)"
         " for c in (0.1, 0.2)]\n"
         f"plots.save_figure(plots.tradeoff_figure(rows, 1.0), {str(tmp_path / 'a.png')!r})\n"
+        "rows = [dict(r, lambda_p=0.0, w1=r['mse'], judge_fd=r['mse']) for r in rows]\n"
+        "plots.perception_figure(rows, 1.0)\n"
+        "plots.accuracy_figure({'E2E': rows})\n"
         "x = np.zeros((2, 8, 8, 1))\n"
         "grid = plots.reconstruction_grid(x, [('h', x)])\n"
         f"plots.save_figure(grid, {str(tmp_path / 'b.png')!r})\n"
@@ -133,3 +136,107 @@ def test_plots_never_import_pyplot(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "a.png").is_file() and (tmp_path / "b.png").is_file()
+
+
+def _perception_rows():
+    """E2E and two universal families over lambda_p, with W1 and judge FD (some missing)."""
+    rows = []
+    for family, w1s, fds in (
+        ("e2e", (0.9, 0.5, 0.2), (12.0, 6.0, 3.0)),
+        ("universal-paper", (0.7, 0.4, 0.25), (8.0, None, 2.0)),
+        ("universal-multihead", (None, 0.45, 0.3), (9.0, 5.0, 2.5)),
+        ("multihead-joint", (0.8, 0.4, 0.2), (9.0, 5.0, 2.5)),
+    ):
+        for i, (lambda_p, w1, fd) in enumerate(zip((0.0, 0.005, 0.01), w1s, fds)):
+            rows.append(
+                {
+                    "family": family,
+                    "lambda_c": 0.0,
+                    "lambda_p": lambda_p,
+                    "rate_bits": 4.75,
+                    # MSE rises with lambda_p; listed out of order below to test the sorting.
+                    "mse": 0.03 + 0.005 * i,
+                    "ce_nats": 0.5,
+                    "accuracy": 0.8 - 0.05 * i,
+                    "w1": w1,
+                    "judge_fd": fd,
+                }
+            )
+    return rows[::-1]
+
+
+def _lines_by_label(axis):
+    return {line.get_label(): line for line in axis.lines}
+
+
+def test_perception_figure_draws_mse_against_w1_and_judge_fd(tmp_path):
+    figure = plots.perception_figure(_perception_rows(), 4.75, title="rdp")
+    assert len(figure.axes) == 2
+    w1_axis, fd_axis = figure.axes
+    assert "W1" in w1_axis.get_xlabel() and "judge FD" in fd_axis.get_xlabel()
+    assert "MSE" in w1_axis.get_ylabel() and "MSE" in fd_axis.get_ylabel()
+    labels = [plots.STYLES[f][0] for f in ("e2e", "universal-paper", "universal-multihead")]
+    for axis in (w1_axis, fd_axis):
+        # One line per family, the multi-head base's own heads left out; a legend.
+        assert [line.get_label() for line in axis.lines] == labels
+        assert axis.get_legend() is not None
+    w1 = _lines_by_label(w1_axis)
+    e2e = w1[labels[0]]
+    # Points in order of W1 (the x axis): lambda_p 0.01, 0.005, 0.
+    assert list(e2e.get_xdata()) == [0.2, 0.5, 0.9]
+    assert list(e2e.get_ydata()) == pytest.approx([0.04, 0.035, 0.03])
+    assert list(w1[labels[2]].get_xdata()) == [0.3, 0.45]  # its W1 None point is left out
+    assert list(_lines_by_label(fd_axis)[labels[1]].get_xdata()) == [2.0, 8.0]
+    # lambda_c is one value: points are labelled with their lambda_p.
+    assert w1_axis.get_legend().get_title().get_text() == "points: λp"
+    # E2E and the paper base at lambda_p 0, 0.005, 0.01; the multi-head base without its W1 None.
+    expected = ["0", "0", "0.005", "0.005", "0.005", "0.01", "0.01", "0.01"]
+    assert sorted(text.get_text() for text in w1_axis.texts) == expected
+    # Colours as in tradeoff_figure: one colour per family in both figures.
+    tradeoff = plots.tradeoff_figure([r for r in _rows() if r["rate_bits"] == 4.75], 4.75)
+    for line in tradeoff.axes[0].lines:
+        assert line.get_color() == w1[line.get_label()].get_color()
+    assert len({line.get_color() for line in w1_axis.lines}) == 3
+    path = plots.save_figure(figure, tmp_path / "perception.png", dpi=60)
+    _assert_close_to(_png_size(path), (10, 4), 60)
+
+
+def test_perception_figure_without_w1_still_draws_judge_fd(tmp_path):
+    rows = [{**row, "w1": None} for row in _perception_rows()]
+    figure = plots.perception_figure(rows, 4.75)
+    assert len(figure.axes[0].lines) == 0 and len(figure.axes[0].texts) == 1  # "not estimated"
+    assert len(figure.axes[1].lines) == 3
+    assert plots.save_figure(figure, tmp_path / "p.png").is_file()
+
+
+def test_accuracy_figure_has_one_line_per_series_sorted_by_mse(tmp_path):
+    rows = _perception_rows()
+    series = {
+        "E2E": [row for row in rows if row["family"] == "e2e"],
+        "universal, paper base": [row for row in rows if row["family"] == "universal-paper"],
+        "empty": [],
+    }
+    figure = plots.accuracy_figure(series, "accuracy")
+    (axis,) = figure.axes
+    assert [line.get_label() for line in axis.lines] == ["E2E", "universal, paper base"]
+    for line in axis.lines:
+        assert list(line.get_xdata()) == pytest.approx([0.03, 0.035, 0.04])
+        assert list(line.get_ydata()) == pytest.approx([0.8, 0.75, 0.7])
+    # One family per series: the family's colours, as in tradeoff_figure.
+    assert [line.get_color() for line in axis.lines] == ["C0", "C1"]
+    assert "accuracy" in axis.get_ylabel() and "MSE" in axis.get_xlabel()
+    assert axis.get_legend() is not None
+    path = plots.save_figure(figure, tmp_path / "accuracy.png", dpi=80)
+    _assert_close_to(_png_size(path), (5.5, 4), 80)
+
+
+def test_accuracy_figure_across_studies_of_one_family_uses_distinct_colours():
+    e2e = [row for row in _rows() if row["family"] == "e2e" and row["rate_bits"] == 4.75]
+    shifted = [
+        {**row, "mse": row["mse"] + 0.001, "accuracy": row["accuracy"] + 0.05} for row in e2e
+    ]
+    figure = plots.accuracy_figure({"E2E, λp = 0": e2e, "E2E, λp = 0.01": shifted})
+    lines = figure.axes[0].lines
+    assert len(lines) == 2 and lines[0].get_color() != lines[1].get_color()
+    assert list(lines[1].get_xdata()) == pytest.approx([0.031, 0.041, 0.051])
+    assert list(lines[1].get_ydata()) == pytest.approx([0.65, 0.75, 0.85])

@@ -240,3 +240,39 @@ def test_crash_while_saving_resumes_without_training_again(
     assert results == files.read_json(workdir / "results.json")
     assert results["epochs"] == SMALL["epochs"]
     assert not (workdir / "backup").exists()  # removed once the results are written
+
+
+def test_phase_two_critic_starts_from_the_base_critic(base_run, tmp_path, monkeypatch):
+    """base_critic_dir: the new head's critic starts with the base head's critic weights."""
+    config, results = base_run
+    base_critic_dir = pathlib.Path(config.workdir) / "heads" / results["head"] / "critic"
+    expected = [w.numpy() for w in runs.load_critic(base_critic_dir)[0].weights]
+    built = []
+    build = runner.build_trainer
+
+    def spy(*args, **kwargs):
+        trainer = build(*args, **kwargs)
+        built.append([w.numpy() for w in trainer.critic.weights])
+        return trainer
+
+    monkeypatch.setattr(runner, "build_trainer", spy)
+    phase2 = TrainConfig(
+        workdir=str(tmp_path / "head"),
+        classifier_dir=config.classifier_dir,
+        encoder_dir=str(pathlib.Path(config.workdir) / "encoder"),
+        base_critic_dir=str(base_critic_dir),
+        lambda_p=0.02,
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=16,
+        verbose=0,
+    )
+    runner.train_run(phase2)
+    (initial,) = built
+    assert len(initial) == len(expected)
+    for got, want in zip(initial, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    trained = runs.load_critic(tmp_path / "head" / "heads" / "d1-c0-p0.02" / "critic")[0]
+    assert any((w.numpy() != e).any() for w, e in zip(trained.weights, expected, strict=True))
+    with pytest.raises(ValueError, match="--base_critic_dir needs --lambda_p > 0"):
+        TrainConfig(workdir="w", base_critic_dir=str(base_critic_dir)).validate()

@@ -2,7 +2,8 @@
 
 The golden numbers below are worked out by hand from the rows: e.g. universal-paper at
 lambda_c = 0 has MSE 0.022 against the E2E model's 0.020, a distortion penalty of
-100 * 0.002 / 0.020 = +10 %.
+100 * 0.002 / 0.020 = +10 %. The classification study here is CONFIG with its rows `_rows`; the
+perception study is PERCEPTION with its rows `_perception_rows`.
 """
 
 import csv
@@ -25,10 +26,27 @@ CONFIG = types.SimpleNamespace(
     universal_lambda_c=(0.0, 0.04),
     base_lambda_c=0.04,
     epochs=3,
+    e2e_lambda_p=(0.0,),
+    universal_lambda_p=(0.0,),
+    base_lambda_p=0.0,
+    schedule="joint",
+    mixed_precision="float32",
+    is_perception=False,
 )
 
 
-def _row(model, family, lambda_c, mse, ce, accuracy, rate=(2, 3), workdir=None, seconds=10.0):
+def _row(
+    model,
+    family,
+    lambda_c,
+    mse,
+    ce,
+    accuracy,
+    rate=(2, 3),
+    workdir=None,
+    seconds=10.0,
+    judge_fd=1.5,
+):
     return {
         "model": model,
         "family": family,
@@ -43,8 +61,10 @@ def _row(model, family, lambda_c, mse, ce, accuracy, rate=(2, 3), workdir=None, 
         "ce_nats": ce,
         "accuracy": accuracy,
         "w1": None,
+        "judge_fd": judge_fd,
         "train_seconds": seconds,
         "workdir": workdir or f"{family}/{model}",
+        "base_lambda_p": 0.0 if family == "universal-paper" else None,
     }
 
 
@@ -94,6 +114,9 @@ def test_penalties_compare_universal_with_e2e_at_the_same_lambda_and_main_rate()
     paper0 = penalties[0]
     assert (paper0["ce_e2e"], paper0["ce_universal"]) == (0.50, 0.52)
     assert (paper0["accuracy_e2e"], paper0["accuracy_universal"]) == (0.80, 0.78)
+    assert paper0["lambda_p"] == 0.0
+    assert (paper0["w1_e2e"], paper0["w1_universal"]) == (None, None)
+    assert (paper0["judge_fd_e2e"], paper0["judge_fd_universal"]) == (1.5, 1.5)
 
 
 def test_results_holds_rows_penalties_units_and_times():
@@ -101,6 +124,8 @@ def test_results_holds_rows_penalties_units_and_times():
     results = _results(rows)
     assert results["models"] == rows
     assert results["penalties"] == study_report.penalties(rows, CONFIG)
+    assert results["matched_tradeoff"] == study_report.matched_tradeoff(rows, CONFIG)
+    assert "w1_judge_spread" not in results
     assert results["bases"] == ["paper", "multihead"]
     assert results["study"] == {"seed": 7}
     assert results["reference_classifier"] == {"accuracy": 0.9512}
@@ -150,15 +175,30 @@ def test_render_states_the_settings_and_training():
     assert "## E2E vs universal at 3.17 bits" in report
 
 
+def _section(report: str, title: str) -> list[str]:
+    """The lines of the report's section `## {title}...` up to the next `## ` heading."""
+    return report.split(f"\n## {title}", 1)[1].split("\n## ", 1)[0].splitlines()
+
+
 def test_render_penalty_table_and_summary_lines():
-    lines = _lines(study_report.render(_results(), CONFIG, RATE_BITS))
-    table = [line for line in lines if line.startswith("| universal-") and "%" in line]
+    report = study_report.render(_results(), CONFIG, RATE_BITS)
+    lines = _lines(report)
+    section = _section(report, "E2E vs universal")
+    assert section[2] == (
+        "| family | λc | MSE E2E | MSE universal | distortion penalty | CE E2E | CE universal "
+        "| acc E2E | acc universal | W1 E2E | W1 universal | judge FD E2E | judge FD universal |"
+    )
+    table = [line for line in section if line.startswith("| universal-")]
+    # W1 was not estimated (—); judge FD 1.5 for every model.
+    new = " | — | — | 1.5 | 1.5 |"
     assert table == [
-        "| universal-paper | 0 | 0.02000 | 0.02200 | +10.0% | 0.500 | 0.520 | 0.800 | 0.780 |",
-        "| universal-paper | 0.04 | 0.02500 | 0.03000 | +20.0% | 0.300 | 0.350 | 0.900 | 0.860 |",
-        "| universal-multihead | 0 | 0.02000 | 0.02100 | +5.0% | 0.500 | 0.510 | 0.800 | 0.790 |",
+        "| universal-paper | 0 | 0.02000 | 0.02200 | +10.0% | 0.500 | 0.520 | 0.800 | 0.780" + new,
+        "| universal-paper | 0.04 | 0.02500 | 0.03000 | +20.0% | 0.300 | 0.350 | 0.900 | 0.860"
+        + new,
+        "| universal-multihead | 0 | 0.02000 | 0.02100 | +5.0% | 0.500 | 0.510 | 0.800 | 0.790"
+        + new,
         "| universal-multihead | 0.04 | 0.02500 | 0.02750 | +10.0% | 0.300 | 0.330 | 0.900 "
-        "| 0.870 |",
+        "| 0.870" + new,
     ]
     # Mean penalty (10 + 20) / 2 = 15 % and (5 + 10) / 2 = 7.5 %; lowest MSE against the lowest
     # E2E MSE at the main rate, 0.020 (the other rate's 0.040 and the multi-head base's 0.019 do
@@ -179,12 +219,18 @@ def test_render_lists_every_model_times_and_figures():
     lines = _lines(report)
     for row in results["models"]:
         assert any(line.startswith(f"| {row['model']} | {row['family']} |") for line in lines)
-    assert "| e2e-d1-L3-c0 | e2e | 1.58 | 0 | 0.04000 | 20.00 | 0.900 | 0.600 | 10 |" in lines
+    header = "| model | family | bits | λc | MSE | PSNR dB | CE nats | accuracy | W1 | judge FD |"
+    assert header + " train s |" in lines  # no λp column in a classification study
+    assert (
+        "| e2e-d1-L3-c0 | e2e | 1.58 | 0 | 0.04000 | 20.00 | 0.900 | 0.600 | — | 1.5 | 10 |"
+        in lines
+    )
     assert "| universal-multihead-c0.01 | universal-multihead | 3.17 | 0.01 |" in report
     assert "Study wall time: 12 s (this invocation;" in report
     assert "Training time of all models: 87 s." in report
     assert [line for line in lines if line.startswith("![")] == [
         "![tradeoff](figures/tradeoff.png)",
+        "![accuracy](figures/accuracy.png)",
         "![rates](figures/rates.png)",
         "![e2e](figures/reconstructions-e2e.png)",
         "![universal-paper](figures/reconstructions-universal-paper.png)",
@@ -207,3 +253,322 @@ def test_importing_the_report_module_does_not_import_tensorflow():
     code = "import sys, rdc_keras.study_report; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------------------------
+# Penalty at matched tradeoff (classification: CE axis)
+
+# The E2E front of _rows at the main rate on (CE, MSE): (0.30, 0.025) and (0.50, 0.020); the
+# other rate's E2E model (0.90, 0.040) is not on it. By hand:
+#   universal-paper-c0.04 at CE 0.35: 0.025 - 0.005 * 0.05 / 0.20 = 0.02375,
+#     penalty 100 * (0.030 - 0.02375) / 0.02375 = +26.3158 %;
+#   universal-multihead-c0.04 at CE 0.33: 0.025 - 0.005 * 0.03 / 0.20 = 0.02425,
+#     penalty 100 * 0.00325 / 0.02425 = +13.4021 %;
+#   universal-multihead-c0.01 at CE 0.40: 0.0225, penalty 100 * 0.0075 / 0.0225 = +33.3333 %;
+#   the lambda_c = 0 heads (CE 0.52 and 0.51) are above the front's CE range: no penalty.
+MATCHED_CE = [
+    ("universal-paper-c0", 0.52, 0.022, None, None),
+    ("universal-paper-c0.04", 0.35, 0.030, 0.02375, 100 * 0.00625 / 0.02375),
+    ("universal-multihead-c0", 0.51, 0.021, None, None),
+    ("universal-multihead-c0.04", 0.33, 0.0275, 0.02425, 100 * 0.00325 / 0.02425),
+    ("universal-multihead-c0.01", 0.40, 0.030, 0.0225, 100 * 0.0075 / 0.0225),
+]
+
+
+def _check_entries(entries, golden):
+    assert [entry["model"] for entry in entries] == [g[0] for g in golden]
+    for entry, (model, value, mse, front, penalty) in zip(entries, golden):
+        assert entry["value"] == pytest.approx(value, rel=1e-12), model
+        assert entry["mse_universal"] == mse, model
+        if front is None:
+            assert entry["mse_front"] is None and entry["penalty_percent"] is None, model
+        else:
+            assert entry["mse_front"] == pytest.approx(front, rel=1e-9), model
+            assert entry["penalty_percent"] == pytest.approx(penalty, rel=1e-9), model
+
+
+def test_matched_tradeoff_of_a_classification_study_is_at_the_same_ce():
+    entries = study_report.matched_tradeoff(_rows(), CONFIG)
+    assert {entry["axis"] for entry in entries} == {"ce_nats"}
+    _check_entries(entries, MATCHED_CE)
+    paper = entries[1]
+    assert (paper["family"], paper["lambda_c"], paper["lambda_p"]) == ("universal-paper", 0.04, 0)
+    assert set(paper) == {
+        "family",
+        "model",
+        "lambda_c",
+        "lambda_p",
+        "axis",
+        "value",
+        "mse_universal",
+        "mse_front",
+        "penalty_percent",
+    }
+
+
+def test_matched_tradeoff_drops_dominated_e2e_points_and_never_extrapolates():
+    # E2E (CE, MSE): C = (0.5, 0.035) is dominated by B = (0.4, 0.03); the front is A, B, D.
+    rows = [
+        _row("A", "e2e", 0.0, 0.05, 0.2, 0.5),
+        _row("B", "e2e", 0.01, 0.03, 0.4, 0.7),
+        _row("C", "e2e", 0.02, 0.035, 0.5, 0.7),
+        _row("D", "e2e", 0.04, 0.02, 0.8, 0.6),
+        # Another rate: it would extend the front to CE 0.9, but only the main rate counts.
+        _row("E", "e2e", 0.0, 0.01, 0.9, 0.5, rate=(1, 3)),
+        # Between B and D: 0.03 - 0.01 * 0.05 / 0.4 = 0.02875 (with C kept it would be
+        # between B and C: 0.03 + 0.005 * 0.5 = 0.0325).
+        _row("u-between", "universal-paper", 0.0, 0.0299, 0.45, 0.7),
+        _row("u-below", "universal-paper", 0.01, 0.03, 0.1, 0.7),
+        _row("u-above", "universal-paper", 0.02, 0.03, 0.9, 0.7),
+        _row("u-at-end", "universal-paper", 0.04, 0.021, 0.8, 0.7),
+        _row("u-at-a", "universal-multihead", 0.04, 0.055, 0.2, 0.7),
+    ]
+    entries = study_report.matched_tradeoff(rows, CONFIG)
+    _check_entries(
+        entries,
+        [
+            ("u-between", 0.45, 0.0299, 0.02875, 100 * (0.0299 - 0.02875) / 0.02875),
+            ("u-below", 0.1, 0.03, None, None),
+            ("u-above", 0.9, 0.03, None, None),
+            ("u-at-end", 0.8, 0.021, 0.02, 5.0),
+            ("u-at-a", 0.2, 0.055, 0.05, 10.0),
+        ],
+    )
+    points = [(row["ce_nats"], row["mse"]) for row in rows if row["model"] in "ABCD"]
+    assert study_report.pareto_front(points) == [(0.2, 0.05), (0.4, 0.03), (0.8, 0.02)]
+    # Repeats are one point, a point equal in value but worse in MSE is dominated.
+    assert study_report.pareto_front([(1.0, 2.0), (1.0, 2.0), (1.0, 3.0)]) == [(1.0, 2.0)]
+
+
+# ------------------------------------------------------------------------------------------------
+# A perception study: E2E over lambda_p at lambda_c = 0, universal heads on the lambda_p = 0.01
+# encoder over the same lambda_p grid.
+
+PERCEPTION = types.SimpleNamespace(
+    **{
+        **vars(CONFIG),
+        "name": "rdp",
+        "rates": ((2, 3),),
+        "e2e_lambda_c": (0.0,),
+        "universal_lambda_c": (0.0,),
+        "base_lambda_c": 0.0,
+        "e2e_lambda_p": (0.0, 0.005, 0.01),
+        "universal_lambda_p": (0.0, 0.005, 0.01, 0.02),
+        "base_lambda_p": 0.01,
+        "schedule": "alternate",
+        "is_perception": True,
+    }
+)
+
+
+def _prow(model, family, lambda_p, mse, w1, judge_fd, ce=0.5, accuracy=0.8):
+    row = _row(model, family, 0.0, mse, ce, accuracy, judge_fd=judge_fd)
+    row.update(lambda_p=lambda_p, w1=w1)
+    if family == "universal-paper":
+        row.update(base_lambda_c=0.0, base_lambda_p=0.01)
+    return row
+
+
+def _perception_rows():
+    return [
+        _prow("e2e-p0", "e2e", 0.0, 0.030, 0.9, 12.0),
+        _prow("e2e-p0.005", "e2e", 0.005, 0.034, 0.5, 6.0),
+        _prow("e2e-p0.01", "e2e", 0.01, 0.040, 0.2, 3.0),
+        _prow("paper-p0", "universal-paper", 0.0, 0.0328, 0.7, 8.0),
+        _prow("paper-p0.005", "universal-paper", 0.005, 0.0369, 0.4, 5.0),
+        _prow("paper-p0.01", "universal-paper", 0.01, 0.041, 0.25, 2.0),
+        # Right lambda_c, a lambda_p not on the E2E grid: no matched-lambda penalty.
+        _prow("paper-p0.02", "universal-paper", 0.02, 0.045, 0.1, 1.0),
+        # W1 not estimated for this one: only its judge FD is matched.
+        _prow("multihead-p0.005", "universal-multihead", 0.005, 0.035, None, 6.0),
+    ]
+
+
+# W1 front (0.2, 0.040), (0.5, 0.034), (0.9, 0.030); judge FD front (3, 0.040), (6, 0.034),
+# (12, 0.030). By hand:
+#   paper-p0: W1 0.7 -> 0.034 - 0.004 * 0.2 / 0.4 = 0.032, +2.5 %;
+#             FD 8 -> 0.034 - 0.004 * 2 / 6 = 0.0326667, 100 * (0.0328 / 0.0326667 - 1) %;
+#   paper-p0.005: W1 0.4 -> 0.040 - 0.006 * 0.2 / 0.3 = 0.036, +2.5 %; FD 5 -> 0.036, +2.5 %;
+#   paper-p0.01: W1 0.25 -> 0.040 - 0.006 * 0.05 / 0.3 = 0.039, 100 * 0.002 / 0.039 %;
+#                FD 2 below the front: none;
+#   paper-p0.02: W1 0.1 and FD 1 below the front: none;
+#   multihead-p0.005: FD 6 -> 0.034, 100 * 0.001 / 0.034 %.
+FD_P0 = 0.034 - 0.004 * 2 / 6
+MATCHED_W1 = [
+    ("paper-p0", 0.7, 0.0328, 0.032, 2.5),
+    ("paper-p0.005", 0.4, 0.0369, 0.036, 2.5),
+    ("paper-p0.01", 0.25, 0.041, 0.039, 100 * 0.002 / 0.039),
+    ("paper-p0.02", 0.1, 0.045, None, None),
+]
+MATCHED_FD = [
+    ("paper-p0", 8.0, 0.0328, FD_P0, 100 * (0.0328 - FD_P0) / FD_P0),
+    ("paper-p0.005", 5.0, 0.0369, 0.036, 2.5),
+    ("paper-p0.01", 2.0, 0.041, None, None),
+    ("paper-p0.02", 1.0, 0.045, None, None),
+    ("multihead-p0.005", 6.0, 0.035, 0.034, 100 * 0.001 / 0.034),
+]
+
+
+def test_matched_tradeoff_of_a_perception_study_is_at_the_same_w1_and_judge_fd():
+    entries = study_report.matched_tradeoff(_perception_rows(), PERCEPTION)
+    assert {entry["axis"] for entry in entries} == {"w1", "judge_fd"}  # no CE axis
+    _check_entries([e for e in entries if e["axis"] == "w1"], MATCHED_W1)
+    _check_entries([e for e in entries if e["axis"] == "judge_fd"], MATCHED_FD)
+    # Row order, then axis order.
+    assert [(e["model"], e["axis"]) for e in entries[:3]] == [
+        ("paper-p0", "w1"),
+        ("paper-p0", "judge_fd"),
+        ("paper-p0.005", "w1"),
+    ]
+    assert [e["lambda_p"] for e in entries if e["axis"] == "w1"] == [0.0, 0.005, 0.01, 0.02]
+
+
+def test_matched_tradeoff_skips_an_axis_no_e2e_model_has():
+    rows = _perception_rows()
+    for row in rows:
+        if row["family"] == "e2e":
+            row["w1"] = None
+    entries = study_report.matched_tradeoff(rows, PERCEPTION)
+    assert {entry["axis"] for entry in entries} == {"judge_fd"}
+    _check_entries(entries, MATCHED_FD)
+
+
+def test_penalties_match_lambda_c_and_lambda_p():
+    penalties = study_report.penalties(_perception_rows(), PERCEPTION)
+    # paper-p0.02 has the E2E grid's lambda_c but not its lambda_p: no entry for it.
+    got = [(p["family"], p["lambda_c"], p["lambda_p"], p["mse_e2e"]) for p in penalties]
+    assert got == [
+        ("universal-paper", 0.0, 0.0, 0.030),
+        ("universal-paper", 0.0, 0.005, 0.034),
+        ("universal-paper", 0.0, 0.01, 0.040),
+        ("universal-multihead", 0.0, 0.005, 0.034),
+    ]
+    golden = [100 * 0.0028 / 0.030, 100 * 0.0029 / 0.034, 100 * 0.001 / 0.040, 100 * 0.001 / 0.034]
+    for penalty, expected in zip(penalties, golden):
+        assert penalty["distortion_penalty_percent"] == pytest.approx(expected, rel=1e-9)
+    assert (penalties[1]["w1_e2e"], penalties[1]["w1_universal"]) == (0.5, 0.4)
+    assert (penalties[1]["judge_fd_e2e"], penalties[1]["judge_fd_universal"]) == (6.0, 5.0)
+    assert penalties[3]["w1_universal"] is None
+
+
+SPREAD = {"model": "paper-p0.01", "seeds": [0, 1, 2], "values": [0.25, 0.27, 0.23]}
+
+
+def _perception_results(spread=True):
+    extra = {"w1_judge_spread": {**SPREAD, "mean": 0.25, "std": 0.0163}} if spread else {}
+    return study_report.results(
+        {"seed": 7},
+        ("paper", "multihead"),
+        _perception_rows(),
+        PERCEPTION,
+        {"accuracy": 0.9512},
+        12.3,
+        **extra,
+    )
+
+
+def test_render_of_a_perception_study():
+    results = _perception_results()
+    assert results["w1_judge_spread"]["model"] == "paper-p0.01"
+    report = study_report.render(results, PERCEPTION, RATE_BITS)
+    lines = _lines(report)
+    # How the models were trained: both grids name lambda_p, the base names its point.
+    assert "each λc in [0.0] and each λp in [0.0, 0.005, 0.01] (λd = 1" in report
+    assert "the E2E model at λc = 0, λp = 0.01 is frozen" in report
+    assert "each λc in [0.0] and each λp in [0.0, 0.005, 0.01, 0.02]." in report
+    assert (
+        "- Each universal head's critic was initialised from the base model's critic, as in "
+        "the reference code"
+    ) in report
+    assert "- Training schedule `alternate`; precision `float32`." in lines
+    assert "held-out post-hoc WGAN-GP critic" in report
+    assert "are not on one scale" in report
+    # The matched-lambda table: lambda_p, W1 and judge FD columns.
+    section = _section(report, "E2E vs universal")
+    assert section[2].startswith("| family | λc | λp | MSE E2E | MSE universal |")
+    assert section[2].endswith("| W1 E2E | W1 universal | judge FD E2E | judge FD universal |")
+    assert (
+        "| universal-paper | 0 | 0.005 | 0.03400 | 0.03690 | +8.5% | 0.500 | 0.500 | 0.800 "
+        "| 0.800 | 0.5000 | 0.4000 | 6 | 5 |"
+    ) in section
+    assert "| universal-multihead | 0 | 0.005 | 0.03400 | 0.03500 | +2.9% |" in report
+    assert not any(line.startswith("| universal-paper | 0 | 0.02 |") for line in section)
+    assert "mean distortion penalty" in report and "at matched λc, λp;" in report
+    # The matched-tradeoff tables, one per realism axis.
+    matched = _section(report, "Penalty at matched tradeoff")
+    assert "matched λ" in matched[2] and "matched tradeoff" in matched[2]
+    assert "the same realism (W1, judge FD)" in matched[2]
+    w1 = matched[matched.index("### At matched W1") :]
+    assert w1[2] == (
+        "| family | λc | λp | W1 | MSE universal | MSE E2E front at that W1 | penalty |"
+    )
+    assert w1[4:8] == [
+        "| universal-paper | 0 | 0 | 0.7000 | 0.03280 | 0.03200 | +2.5% |",
+        "| universal-paper | 0 | 0.005 | 0.4000 | 0.03690 | 0.03600 | +2.5% |",
+        "| universal-paper | 0 | 0.01 | 0.2500 | 0.04100 | 0.03900 | +5.1% |",
+        "| universal-paper | 0 | 0.02 | 0.1000 | 0.04500 | — | — |",
+    ]
+    # (2.5 + 2.5 + 5.128) / 3 = +3.4 %
+    assert (
+        "- universal-paper: mean penalty +3.4% at matched W1 (3 of 4 models inside the E2E "
+        "front's range)."
+    ) in matched
+    fd = matched[matched.index("### At matched judge FD") :]
+    assert "| universal-paper | 0 | 0 | 8 | 0.03280 | 0.03267 | +0.4% |" in fd
+    assert "| universal-multihead | 0 | 0.005 | 6 | 0.03500 | 0.03400 | +2.9% |" in fd
+    assert "### At matched CE" not in report
+    # Every model: lambda_p, W1, judge FD.
+    assert (
+        "| model | family | bits | λc | λp | MSE | PSNR dB | CE nats | accuracy | W1 | judge FD "
+        "| train s |"
+    ) in lines
+    assert (
+        "| multihead-p0.005 | universal-multihead | 3.17 | 0 | 0.005 | 0.03500 | 20.00 | 0.500 "
+        "| 0.800 | — | 6 | 10 |"
+    ) in lines
+    assert (
+        "Spread of the W1 judge: `paper-p0.01` scored by 3 critics with seeds [0, 1, 2]: "
+        "0.2500, 0.2700, 0.2300 (mean 0.2500, std 0.0163)."
+    ) in lines
+    assert [line for line in lines if line.startswith("![")] == [
+        "![tradeoff](figures/tradeoff.png)",
+        "![perception](figures/perception.png)",
+        "![accuracy](figures/accuracy.png)",
+        "![e2e](figures/reconstructions-e2e.png)",
+        "![universal-paper](figures/reconstructions-universal-paper.png)",
+        "![universal-multihead](figures/reconstructions-universal-multihead.png)",
+    ]
+
+
+def test_render_of_a_classification_study_has_the_ce_table_and_no_perception_lines():
+    report = study_report.render(_results(), CONFIG, RATE_BITS)
+    matched = _section(report, "Penalty at matched tradeoff")
+    assert "the same CE" in matched[2]
+    ce = matched[matched.index("### At matched CE") :]
+    assert ce[2] == (
+        "| family | λc | CE nats | MSE universal | MSE E2E front at that CE | penalty |"
+    )
+    assert ce[4:9] == [
+        "| universal-paper | 0 | 0.520 | 0.02200 | — | — |",
+        "| universal-paper | 0.04 | 0.350 | 0.03000 | 0.02375 | +26.3% |",
+        "| universal-multihead | 0 | 0.510 | 0.02100 | — | — |",
+        "| universal-multihead | 0.04 | 0.330 | 0.02750 | 0.02425 | +13.4% |",
+        "| universal-multihead | 0.01 | 0.400 | 0.03000 | 0.02250 | +33.3% |",
+    ]
+    assert "### At matched W1" not in report
+    assert "critic was initialised" not in report
+    assert "Training schedule" not in report
+    assert "Spread of the W1 judge" not in report
+    assert "λp" not in report.split("## How the models were trained")[1].replace("λp = 0", "")
+
+
+def test_render_computes_matched_tradeoff_for_results_written_before_it():
+    results = _results()
+    older = {key: value for key, value in results.items() if key != "matched_tradeoff"}
+    assert study_report.render(older, CONFIG, RATE_BITS) == study_report.render(
+        results, CONFIG, RATE_BITS
+    )
+    # Only the families of the models are shown (a results dict cut down to the paper base).
+    results["models"] = [row for row in results["models"] if "multihead" not in row["family"]]
+    results["penalties"] = [p for p in results["penalties"] if "multihead" not in p["family"]]
+    assert "universal-multihead" not in study_report.render(results, CONFIG, RATE_BITS)

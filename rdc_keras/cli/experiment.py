@@ -17,7 +17,8 @@ from __future__ import annotations
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
-from rdc_keras import experiment
+from rdc_keras import config as config_lib
+from rdc_keras import data, experiment
 from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
 
 __all__ = ["run"]
@@ -36,6 +37,15 @@ def _define_flags() -> None:
     flags.DEFINE_list("e2e_lambda_c", None, "E2E lambda_c grid.")
     flags.DEFINE_list("universal_lambda_c", None, "lambda_c of the universal heads.")
     flags.DEFINE_float("base_lambda_c", None, "lambda_c of the E2E model whose encoder is reused.")
+    flags.DEFINE_list("e2e_lambda_p", None, "E2E lambda_p grid (the perception axis).")
+    flags.DEFINE_list("universal_lambda_p", None, "lambda_p of the universal heads.")
+    flags.DEFINE_float("base_lambda_p", None, "lambda_p of the E2E model whose encoder is reused.")
+    flags.DEFINE_enum(
+        "schedule", None, list(config_lib.SCHEDULES), "Critic schedule (preset default)."
+    )
+    flags.DEFINE_enum(
+        "mixed_precision", None, list(config_lib.PRECISIONS), "Precision of every model (preset)."
+    )
     flags.DEFINE_integer("w1_steps", None, "Post-hoc critic steps for a W1 estimate (0: none).")
     flags.DEFINE_enum(
         "base",
@@ -73,8 +83,11 @@ def main(argv: list[str]) -> None:
     rates = _rates(FLAGS.rates)
     if rates is not None and any(len(rate) != 2 for rate in rates):
         raise ValueError(f"--rates: expected d:L pairs, got {','.join(FLAGS.rates)}")
-    if FLAGS.preset == "mnist10k" and FLAGS.data_dir is None:
-        raise ValueError("--data_dir is required for --preset=mnist10k (the MNIST t10k IDX files)")
+    preset_dataset = experiment.PRESETS[FLAGS.preset].dataset
+    if data.dataset_info(preset_dataset).source == "idx" and FLAGS.data_dir is None:
+        raise ValueError(
+            f"--data_dir is required for --preset={FLAGS.preset} (the MNIST t10k IDX files)"
+        )
     config = experiment.study_config(
         FLAGS.preset,
         data_dir=FLAGS.data_dir,
@@ -85,6 +98,11 @@ def main(argv: list[str]) -> None:
         e2e_lambda_c=number_list(FLAGS.e2e_lambda_c, float, "e2e_lambda_c"),
         universal_lambda_c=number_list(FLAGS.universal_lambda_c, float, "universal_lambda_c"),
         base_lambda_c=FLAGS.base_lambda_c,
+        e2e_lambda_p=number_list(FLAGS.e2e_lambda_p, float, "e2e_lambda_p"),
+        universal_lambda_p=number_list(FLAGS.universal_lambda_p, float, "universal_lambda_p"),
+        base_lambda_p=FLAGS.base_lambda_p,
+        schedule=FLAGS.schedule,
+        mixed_precision=FLAGS.mixed_precision,
         w1_steps=FLAGS.w1_steps,
     )
     bases = tuple(experiment.BASES) if FLAGS.base == "both" else (FLAGS.base,)

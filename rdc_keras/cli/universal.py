@@ -5,6 +5,7 @@ Example: three heads at lambda_c = 0, 0.001 and 0.015 on the encoder of runs/bas
 
 Each head is trained in `<workdir>/<head>/` (resumable like rdc-train) with the base run's
 dataset, rate and reference classifier, and records the fingerprint of the encoder it belongs to.
+A head with lambda_p > 0 starts its critic from the base run's critic, as the reference code does.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def _head_configs(base: runs.RunDir) -> list[tuple[str, TrainConfig]]:
     if len(lambda_p) != len(lambda_c):
         raise ValueError("--lambda_p needs one value or one per --lambda_c value")
     shared = training_flags.config_values(training_flags.UNIVERSAL)
+    # Heads with a perception term start their critic from the base's, as the reference code does.
+    base_critics = [head.critic_dir for head in base.heads() if head.critic_dir.is_dir()]
     configs = []
     for c_value, p_value in zip(lambda_c, lambda_p, strict=True):
         name = f"d{shared['lambda_d']:g}-c{c_value:g}-p{p_value:g}"
@@ -64,6 +67,7 @@ def _head_configs(base: runs.RunDir) -> list[tuple[str, TrainConfig]]:
             classifier_mode="pretrained",
             classifier_dir=base_config.classifier_dir or str(base.classifier_dir),
             encoder_dir=str(base.encoder_dir),
+            base_critic_dir=str(base_critics[0]) if p_value > 0 and base_critics else None,
             head_name=name,
             **shared,
         )

@@ -142,7 +142,10 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
         with strategy.scope():
             reference, reference_dir = _reference_classifier(settings, run)
             encoder = runs.load_encoder(config.encoder_dir)[0] if config.encoder_dir else None
-            trainer = build_trainer(settings, reference, encoder=encoder)
+            base_critic = None
+            if settings.base_critic_dir:
+                base_critic = runs.load_critic(settings.base_critic_dir)[0]
+            trainer = build_trainer(settings, reference, encoder=encoder, base_critic=base_critic)
     finally:
         tf.keras.mixed_precision.set_global_policy(previous_policy)
 
