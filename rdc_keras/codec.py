@@ -355,10 +355,16 @@ def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "
         )
     if indices.size and (indices.min() < 0 or indices.max() >= num_levels):
         raise ValueError(f"indices must lie in [0, {num_levels})")
+    marginal = prior.select(meta, "range")
+    if not marginal:
+        raise ValueError(
+            "the encoder export's assets/rdc.json has no entropy-coding prior; export it again"
+        )
+    marginal_lookup = prior.lookup(marginal, num_levels, latent_dim, "range")  # checks its digest
     header = Header(
         method="fixed",
         fingerprint=meta["encoder_fingerprint"],
-        prior_digest=meta["prior"]["digest"],
+        prior_digest=marginal["digest"],
         image_shape=tuple(int(s) for s in meta["image_shape"]),
         num_levels=num_levels,
         latent_dim=latent_dim,
@@ -371,10 +377,8 @@ def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "
     if method in ("auto", "fixed"):
         payloads["fixed"] = pack_fixed(indices, num_levels)
     if method in ("auto", "range"):
-        stored = prior.select(meta, "range")
-        lookup = prior.lookup(stored, num_levels, latent_dim, "range")
-        payloads["range"] = range_encode(indices.astype(np.int32), lookup)
-        digests["range"] = stored["digest"]
+        payloads["range"] = range_encode(indices.astype(np.int32), marginal_lookup)
+        digests["range"] = marginal["digest"]
     if method == "dithered" or (method == "auto" and meta.get("prior", {}).get("dithered")):
         stored = prior.select(meta, "dithered")
         lookup = prior.lookup(stored, num_levels, latent_dim, "dithered")
@@ -412,19 +416,28 @@ def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
             f"d={header.latent_dim}; the encoder export has {expected}"
         )
     num_symbols = header.count * header.latent_dim
+    # Every method records the digest of the prior it was written with (fixed: the marginal's).
+    try:
+        stored = prior.select(meta, "range" if header.method == "fixed" else header.method)
+    except ValueError as error:
+        raise BitstreamError(f"file is coded with method {header.method!r}, but {error}") from None
+    if not stored:
+        raise BitstreamError(
+            "the encoder export's assets/rdc.json has no entropy-coding prior; export it again"
+        )
+    if header.prior_digest != stored.get("digest"):
+        raise BitstreamError(
+            f"file was coded with prior {header.prior_digest}, the encoder export has "
+            f"{stored.get('digest')} (re-exported with another prior?)"
+        )
+    method = "range" if header.method == "fixed" else header.method
+    try:  # the stored tables must match their digest (an edited export is refused)
+        lookup = prior.lookup(stored, header.num_levels, header.latent_dim, method)
+    except ValueError as error:
+        raise BitstreamError(str(error)) from None
     if header.method == "fixed":
         symbols = unpack_fixed(payload, num_symbols, header.num_levels)
         return header, symbols.reshape(header.count, header.latent_dim)
-    try:
-        stored = prior.select(meta, header.method)
-    except ValueError as error:
-        raise BitstreamError(f"file is coded with method {header.method!r}, but {error}") from None
-    if header.prior_digest != stored["digest"]:
-        raise BitstreamError(
-            f"file was range-coded with prior {header.prior_digest}, the encoder export has "
-            f"{stored['digest']} (re-exported with another prior?)"
-        )
-    lookup = prior.lookup(stored, header.num_levels, header.latent_dim, header.method)
     min_bits = prior.min_bits_per_image(lookup, header.latent_dim)
     if header.count * min_bits > 8 * len(payload) + _RANGE_SLACK_BITS:
         raise BitstreamError(

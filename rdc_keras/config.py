@@ -11,6 +11,7 @@ datasets) live here and are imported by the trainers and the binaries.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import pathlib
 from typing import Any
@@ -312,15 +313,35 @@ class TrainConfig:
             ("mixed_precision", self.mixed_precision in PRECISIONS, f"not in {PRECISIONS}"),
             ("strategy", self.strategy in STRATEGIES, f"not in {STRATEGIES}"),
         ]
+        for name in ("lambda_d", "lambda_c", "lambda_p", "temperature", "gp_weight"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"--{name}={value!r}: must be a finite number")
+        for name in ("generator_learning_rate", "critic_learning_rate", "classifier_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"--{name}={value!r}: must be a finite number > 0")
         for name, ok, problem in checks:
             if not ok:
                 raise ValueError(f"--{name}={getattr(self, name)!r}: {problem}")
+        if self.lr_factors is not None and not all(
+            math.isfinite(f) and f > 0 for f in self.lr_factors
+        ):
+            raise ValueError(f"--lr_factors={list(self.lr_factors)}: must be finite numbers > 0")
+        if self.lr_boundaries is not None and (
+            any(b < 0 for b in self.lr_boundaries)
+            or list(self.lr_boundaries) != sorted(set(self.lr_boundaries))
+        ):
+            raise ValueError(
+                f"--lr_boundaries={list(self.lr_boundaries)}: must be increasing epochs >= 0"
+            )
         if (self.lr_boundaries is None) != (self.lr_factors is None):
             raise ValueError("--lr_boundaries and --lr_factors must be given together")
         if self.lr_boundaries is not None and len(self.lr_factors) != len(self.lr_boundaries) + 1:
             raise ValueError("--lr_factors needs exactly one more entry than --lr_boundaries")
         if self.multihead_lambda_c is not None:
-            if len(self.multihead_lambda_c) < 1 or min(self.multihead_lambda_c) < 0:
+            values = self.multihead_lambda_c
+            if not values or not all(math.isfinite(v) and v >= 0 for v in values):
                 raise ValueError("--multihead_lambda_c needs one or more weights >= 0")
             if self.lambda_p > 0 or self.classifier_mode != "pretrained" or self.encoder_dir:
                 raise ValueError(

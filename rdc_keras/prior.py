@@ -189,7 +189,8 @@ def lookup(prior: dict[str, Any], num_levels: int, latent_dim: int, method: str)
     "range": d tables (row j for dimension j); "dithered": d * bins tables (row j * bins + b).
 
     Raises:
-      ValueError: tables of the wrong shape or precision, or rows that do not rise strictly.
+      ValueError: tables of the wrong shape or precision, rows that do not rise strictly, or
+        tables that do not match their recorded digest (an edited or damaged export).
     """
     try:
         precision = int(prior["precision"])
@@ -206,6 +207,11 @@ def lookup(prior: dict[str, Any], num_levels: int, latent_dim: int, method: str)
     cdf = cdf.reshape(-1, num_levels + 1)
     if (cdf[:, 0] != 0).any() or (cdf[:, -1] != 2**precision).any() or (np.diff(cdf) < 1).any():
         raise ValueError("encoder export prior: CDF rows must rise strictly from 0 to 2**precision")
+    if digest(cdf.tolist(), precision) != prior.get("digest"):
+        raise ValueError(
+            "encoder export prior: its CDF tables do not match their digest "
+            f"{prior.get('digest')!r} (assets/rdc.json edited or damaged)"
+        )
     table = np.concatenate([np.full((len(cdf), 1), precision), cdf], axis=1)
     return table.astype(np.int32)
 

@@ -41,8 +41,8 @@ RULES = [
     Rule("library-not-cli", ". !.cli", ".cli", transitive=True),
     Rule("tfc-only-in-codec", ". !.codec", "tensorflow_compression", transitive=False),
     Rule("prior-numpy-only", ".prior", TF, transitive=True),
-    Rule("readers-not-trainers", ".evaluation .runs .serving", ".trainers", transitive=True),
-    Rule("report-without-tensorflow", ".study_report .files .packing", TF, transitive=True),
+    Rule("readers-not-trainers", ".evaluation .realism .runs .serving", ".trainers", True),
+    Rule("report-without-tensorflow", ".study_report .tradeoff .files .packing", TF, True),
 ]
 
 

@@ -7,6 +7,7 @@ in-memory reference. A trained digits export and an untrained "foreign" export (
 are built once per session.
 """
 
+import copy
 import json
 import math
 import os
@@ -161,6 +162,39 @@ def test_range_coding_beats_fixed_on_a_skewed_source():
     chosen = codec.encode_indices(uniform, flat, seed=0)
     assert codec.parse(chosen)[0].method == "fixed"
     assert len(chosen) <= len(codec.encode_indices(uniform, flat, seed=0, method="range"))
+
+
+@pytest.mark.parametrize("method", ["fixed", "range", "dithered"])
+def test_an_edited_prior_table_is_refused_by_every_method(method):
+    """One CDF entry changed in assets/rdc.json (still a valid table): a clear error, never
+    different indices."""
+    tables = [[[0, 3000, 62000, 65536], [0, 20000, 40000, 65536]]] * 2
+    meta = _dithered_metadata(tables)
+    rng = np.random.default_rng(1)
+    indices = rng.integers(0, 3, (50, 2)).astype(np.int32)
+    blob = codec.encode_indices(indices, meta, seed=4, method=method)
+    np.testing.assert_array_equal(codec.decode_indices(blob, meta)[1], indices)
+    edited = copy.deepcopy(meta)
+    target = (
+        edited["prior"]["dithered"]["cdf"][1][0]
+        if method == "dithered"
+        else (edited["prior"]["cdf"][1])
+    )
+    target[1] += 1  # still rises strictly from 0 to 2**16
+    with pytest.raises(codec.BitstreamError, match="do not match their digest"):
+        codec.decode_indices(blob, edited)
+    with pytest.raises(ValueError, match="do not match their digest"):
+        codec.encode_indices(indices, edited, seed=4, method=method)
+
+
+def test_an_export_without_a_prior_is_one_clear_error():
+    meta = _metadata([[0, 3000, 62000, 65536]] * 2)
+    blob = codec.encode_indices(np.zeros((3, 2), np.int32), meta, seed=0, method="fixed")
+    del meta["prior"]
+    with pytest.raises(ValueError, match="has no entropy-coding prior"):
+        codec.encode_indices(np.zeros((3, 2), np.int32), meta, seed=0, method="fixed")
+    with pytest.raises(codec.BitstreamError, match="has no entropy-coding prior"):
+        codec.decode_indices(blob, meta)
 
 
 def _dithered_metadata(tables, fingerprint="ab" * 16):
@@ -416,11 +450,9 @@ def test_range_files_need_the_same_prior(models, files, tmp_path):
     assert other.metadata["prior"]["digest"] != encoder.metadata["prior"]["digest"]
     with pytest.raises(codec.BitstreamError, match="re-exported with another prior"):
         codec.decompress(files[(7, "range")], other, head)
-    # Fixed-length files do not depend on the prior tables.
-    np.testing.assert_array_equal(
-        codec.decompress(files[(7, "fixed")], other, head),
-        codec.decompress(files[(7, "fixed")], encoder, head),
-    )
+    # Fixed-length files record the prior too (issue 16): another prior is refused, not ignored.
+    with pytest.raises(codec.BitstreamError, match="re-exported with another prior"):
+        codec.decompress(files[(7, "fixed")], other, head)
 
 
 # ------------------------------------------------------------------------------------------------

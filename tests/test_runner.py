@@ -5,6 +5,7 @@ interrupted/diverged runs of the `rdc-train` binary are in test_cli_train.py.
 """
 
 import json
+import math
 import pathlib
 import shutil
 
@@ -63,6 +64,15 @@ def base_run(tmp_path_factory, classifier_dir):
         (dict(classifier_dir="/nonexistent/rdc"), "--classifier_dir"),
         (dict(lr_boundaries=(2,)), "--lr_boundaries and --lr_factors"),
         (dict(lr_boundaries=(2,), lr_factors=(1.0,)), "--lr_factors"),
+        (dict(generator_learning_rate=-1.0), "--generator_learning_rate"),
+        (dict(critic_learning_rate=0.0), "--critic_learning_rate"),
+        (dict(classifier_learning_rate=math.nan), "--classifier_learning_rate"),
+        (dict(lambda_d=math.inf), "--lambda_d"),
+        (dict(lambda_c=math.nan), "--lambda_c"),
+        (dict(lambda_p=math.inf), "--lambda_p"),
+        (dict(lr_boundaries=(2,), lr_factors=(1.0, -0.5)), "--lr_factors"),
+        (dict(lr_boundaries=(3, 2), lr_factors=(1.0, 0.5, 0.1)), "--lr_boundaries"),
+        (dict(multihead_lambda_c=(0.0, math.inf)), "--multihead_lambda_c"),
     ],
 )
 def test_bad_config_names_the_flag_and_writes_nothing(tmp_path, overrides, flag):
@@ -276,3 +286,44 @@ def test_phase_two_critic_starts_from_the_base_critic(base_run, tmp_path, monkey
     assert any((w.numpy() != e).any() for w, e in zip(trained.weights, expected, strict=True))
     with pytest.raises(ValueError, match="--base_critic_dir needs --lambda_p > 0"):
         TrainConfig(workdir="w", base_critic_dir=str(base_critic_dir)).validate()
+
+
+def test_a_refused_run_leaves_its_workdir_as_it_found_it(base_run, tmp_path):
+    """--classifier_dir at a run's encoder is refused before config.json is written, so the
+    corrected command then runs (issue 16)."""
+    config, _ = base_run
+    encoder_dir = pathlib.Path(config.workdir) / "encoder"
+    wrong = TrainConfig(workdir=str(tmp_path / "run"), classifier_dir=str(encoder_dir), **SMALL)
+    with pytest.raises(ValueError, match="holds a saved encoder, expected a saved classifier"):
+        runner.train_run(wrong)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "run").mkdir()  # an existing empty workdir stays empty too
+    with pytest.raises(ValueError, match="expected a saved classifier"):
+        runner.train_run(wrong)
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+@pytest.mark.parametrize("classifier_mode", ["pretrained", "joint"])
+def test_mixed_float16_trains_the_generator_critic_and_classifier(
+    tmp_path, classifier_dir, classifier_mode
+):
+    """The usual GPU setting, on CPU: loss scaling inside the tape for every update (issue 16)."""
+    previous = tf.keras.mixed_precision.global_policy().name
+    config = TrainConfig(
+        workdir=str(tmp_path / "fp16"),
+        classifier_dir=classifier_dir,
+        mixed_precision="mixed_float16",
+        classifier_mode=classifier_mode,
+        lambda_c=0.01,
+        lambda_p=0.01,
+        epochs=1,
+        steps_per_epoch=3,
+        batch_size=16,
+        verbose=0,
+    )
+    results = runner.train_run(config)
+    assert tf.keras.mixed_precision.global_policy().name == previous
+    assert all(np.isfinite(v) for v in results["test"].values())
+    lines = (tmp_path / "fp16" / "metrics.jsonl").read_text().splitlines()
+    logged = json.loads(lines[-1])
+    assert np.isfinite(logged["critic_loss"]) and np.isfinite(logged["loss"])

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-__all__ = ["UserError", "fail", "main_wrapper", "number_list", "parse_flags"]
+__all__ = ["UserError", "fail", "main_wrapper", "meaningful_line", "number_list", "parse_flags"]
 
 
 class UserError(ValueError):
@@ -23,9 +23,22 @@ class UserError(ValueError):
 def fail(message: str, program: str | None = None) -> NoReturn:
     """Prints `program: error: message` (one line) to stderr and exits with status 2."""
     program = program or pathlib.Path(sys.argv[0]).name or "rdc"
-    first_line = str(message).strip().splitlines()[0] if str(message).strip() else "failed"
-    print(f"{program}: error: {first_line}", file=sys.stderr)
+    print(f"{program}: error: {meaningful_line(message)}", file=sys.stderr)
     sys.exit(2)
+
+
+def meaningful_line(message: object) -> str:
+    """The line of an error message that says what went wrong.
+
+    Usually the first line; an error raised inside a `tf.function` starts with "in user code:"
+    and a stack of frames, and its last line is the error itself.
+    """
+    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
+    if not lines:
+        return "failed"
+    if lines[0].rstrip(":") == "in user code" and len(lines) > 1:
+        return lines[-1]
+    return lines[0]
 
 
 def parse_flags(argv: list[str]) -> list[str]:

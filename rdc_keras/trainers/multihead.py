@@ -120,7 +120,7 @@ class MultiHeadRDCTrainer(RDCTrainer):
         seeds = self._seeds(tf.shape(images)[0], _TRAIN_STREAM, self._step)
         with tf.GradientTape() as tape:
             per_example, outputs = self._heads_forward(images, labels, seeds, training=True)
-            loss = tf.nn.compute_average_loss(per_example)
+            loss = self._scaled(self.generator_optimizer, tf.nn.compute_average_loss(per_example))
         self._apply(self.generator_optimizer, tape, loss, self._generator_variables)
         self._trackers["loss"].update_state(per_example)
         self._track_reconstruction(images, outputs[0], labels, self.classifiers[0])

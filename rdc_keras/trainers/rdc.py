@@ -262,17 +262,27 @@ class RDCTrainer(tf.keras.Model):
             total += weight * losses.cross_entropy(target, logits, reduction="none")
         return total
 
+    @staticmethod
+    def _scaled(optimizer: tf.keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
+        """The loss to differentiate: scaled by a LossScaleOptimizer (mixed_float16), else as is.
+
+        Must be called inside the GradientTape: a loss scaled after the tape closed has no
+        gradient.
+        """
+        if isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
+            return optimizer.get_scaled_loss(loss)
+        return loss
+
     def _apply(
         self,
         optimizer: tf.keras.optimizers.Optimizer,
         tape: tf.GradientTape,
-        loss: tf.Tensor,
+        target: tf.Tensor,
         variables: list[tf.Variable],
     ) -> None:
-        scaled = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
-        target = optimizer.get_scaled_loss(loss) if scaled else loss
+        """Applies the gradients of `target` (from `_scaled`, inside `tape`), unscaled."""
         grads = tape.gradient(target, variables)
-        if scaled:
+        if isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
             grads = optimizer.get_unscaled_gradients(grads)
         optimizer.apply_gradients(zip(grads, variables))
 
@@ -289,7 +299,7 @@ class RDCTrainer(tf.keras.Model):
             fake = tf.cast(self.critic(x_hat, training=True), tf.float32)[:, 0]
             penalty = losses.gradient_penalty(self.critic, images, x_hat, epsilon, reduction="none")
             per_example = fake - real + self.gp_weight * penalty
-            loss = tf.nn.compute_average_loss(per_example)
+            loss = self._scaled(self.critic_optimizer, tf.nn.compute_average_loss(per_example))
         self._apply(self.critic_optimizer, tape, loss, self.critic.trainable_variables)
         self._trackers["critic_loss"].update_state(fake - real + self.gp_weight * penalty)
         self._trackers["gradient_penalty"].update_state(penalty)
@@ -303,7 +313,7 @@ class RDCTrainer(tf.keras.Model):
             for model, target in zip(self.classifiers, labels):
                 logits = model(x_hat, training=True)
                 per_example += losses.cross_entropy(target, logits, reduction="none")
-            loss = tf.nn.compute_average_loss(per_example)
+            loss = self._scaled(self.classifier_optimizer, tf.nn.compute_average_loss(per_example))
         self._apply(self.classifier_optimizer, tape, loss, self._classifier_variables)
         self._trackers["classifier_loss"].update_state(per_example)
 
@@ -375,7 +385,7 @@ class RDCTrainer(tf.keras.Model):
                 with tape.stop_recording():
                     self._discriminator_updates(images, x_hat, labels)
             per_example, _ = self._generator_loss(images, x_hat, labels)
-            loss = tf.nn.compute_average_loss(per_example)
+            loss = self._scaled(self.generator_optimizer, tf.nn.compute_average_loss(per_example))
         self._apply(self.generator_optimizer, tape, loss, self._generator_variables)
         self._trackers["loss"].update_state(per_example)
         judge = self.classifiers[0] if self.classifiers else None

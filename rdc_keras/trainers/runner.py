@@ -12,6 +12,7 @@ different configuration in the same directory is refused instead of being mixed 
 from __future__ import annotations
 
 import json
+import pathlib
 import shutil
 import time
 from typing import Any
@@ -20,6 +21,7 @@ import tensorflow as tf
 
 from rdc_keras import data, runs
 from rdc_keras.config import TrainConfig
+from rdc_keras.files import read_json
 from rdc_keras.layers import rate_bits
 from rdc_keras.trainers import callbacks as callbacks_lib
 from rdc_keras.trainers.build import build_trainer, make_strategy
@@ -31,9 +33,22 @@ __all__ = ["TrainConfig", "TrainingDivergedError", "build_trainer", "train_run"]
 UNITS = {"mse": "per-pixel mean on [0, 1]", "ce": "nats", "psnr": "dB", "rate": "bits"}
 
 
+def _check_saved(directory: str | None, kind: str, flag: str) -> None:
+    """Refuses, before anything is written, a directory that holds no saved `kind` network."""
+    if directory is None:
+        return
+    path = pathlib.Path(directory) / runs.NETWORK_FILE
+    description = read_json(path) if path.exists() else {}
+    if description.get("kind") != kind:
+        found = f"a saved {description['kind']}" if "kind" in description else "no saved network"
+        raise ValueError(f"--{flag}={directory}: holds {found}, expected a saved {kind}")
+
+
 def _resolve(config: TrainConfig) -> TrainConfig:
     """Validates and resolves the config; a phase-2 run takes the frozen encoder's temperature."""
     config.validate()
+    _check_saved(config.classifier_dir, "classifier", "classifier_dir")
+    _check_saved(config.base_critic_dir, "critic", "base_critic_dir")
     settings = config.resolved()
     if config.encoder_dir is None:
         return settings
@@ -132,7 +147,7 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
     strategy = make_strategy(settings.strategy)
     train, test = _datasets(settings)
     run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(settings)
+    run.write_config(settings)  # after every check: a refused run leaves its workdir as it was
 
     start = time.perf_counter()
     # Layers take the global policy when built; the caller's policy is restored afterwards.
