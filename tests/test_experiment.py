@@ -160,7 +160,9 @@ def test_report_is_rendered_from_the_results_file(study):
 
 def test_figures_exist_and_the_report_links_them(study):
     root = study["root"]
-    names = ["tradeoff", "accuracy", "rates"] + [f"reconstructions-{f}" for f in ("e2e", *UNIVERSAL)]
+    names = ["tradeoff", "accuracy", "rates"] + [
+        f"reconstructions-{f}" for f in ("e2e", *UNIVERSAL)
+    ]
     for name in names:
         path = root / "figures" / f"{name}.png"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
