@@ -125,7 +125,9 @@ def test_dithered_prior_counts_shifted_latents():
 
 
 def _stored(cdf, bins=None):
-    table = {"precision": 16, "cdf": cdf, "digest": "0" * 16}
+    """A stored prior with its digest (over the tables' rows, as the export computes it)."""
+    rows = np.asarray(cdf).reshape(-1, np.asarray(cdf).shape[-1]).tolist()
+    table = {"precision": 16, "cdf": cdf, "digest": prior.digest(rows, 16)}
     return table if bins is None else {**table, "offset_bins": bins}
 
 
@@ -152,6 +154,8 @@ def test_lookup_validates_and_lays_out_rows():
         prior.lookup(_stored([[0, 0, 65536]]), 2, 1, "range")
     with pytest.raises(ValueError, match="no usable prior tables"):
         prior.lookup({"cdf": cdf}, 2, 2, "range")
+    with pytest.raises(ValueError, match="do not match their digest"):
+        prior.lookup({**_stored(cdf), "digest": "0" * 16}, 2, 2, "range")
 
 
 def test_table_index_and_min_bits():
