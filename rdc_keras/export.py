@@ -49,7 +49,7 @@ import tensorflow as tf
 
 import rdc_keras
 from rdc_keras import data, folding, prior, runs
-from rdc_keras.files import atomic_write, write_json
+from rdc_keras.files import atomic_write, staging_directory, write_json
 from rdc_keras.layers import (
     DITHER_CONVENTION,
     UniversalQuantizer,
@@ -175,8 +175,7 @@ def _stage(
 
     Not `files.atomic_directory`: every model of an export is staged before any is renamed.
     """
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(dir=model_dir, prefix=f".{version}.", suffix=".tmp"))
+    tmp = staging_directory(model_dir / str(version))
     try:
         tf.saved_model.save(
             module, str(tmp), signatures={SIGNATURE: module.serve.get_concrete_function()}

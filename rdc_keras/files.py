@@ -3,7 +3,13 @@
 Every output of the package (JSON results, configs, `.rdc` files, PNGs, CSV, export metadata) is
 written under a hidden temporary name beside its destination and renamed into place, so a reader
 never sees a half-written file and a failed write leaves the previous file as it was. Directories
-(saved networks, heads) are staged the same way with `atomic_directory`. Standard library only.
+(saved networks, heads, PNG sets) are staged the same way with `atomic_directory`.
+
+Staging names are `.<name>.<pid>.<random>.tmp`: the next write of the same destination removes
+those left by processes that no longer run (a killed run's leftovers), never a live writer's.
+Staged files and directories get the permissions the umask gives (`mkstemp` alone gives 0600).
+`check_output_file`/`check_output_dir` let a binary refuse an unwritable output location before
+long work starts. Standard library only.
 """
 
 from __future__ import annotations
@@ -16,9 +22,78 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["atomic_directory", "atomic_write", "read_json", "write_json"]
+__all__ = [
+    "atomic_directory",
+    "atomic_write",
+    "check_output_dir",
+    "check_output_file",
+    "read_json",
+    "remove_stale",
+    "staging_directory",
+    "write_json",
+]
 
 Content = str | bytes | Callable[[pathlib.Path], None]
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (thread-safe)."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _staging_prefix(path: pathlib.Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def remove_stale(path: str | os.PathLike) -> list[pathlib.Path]:
+    """Removes staging leftovers of `path` whose writing process is gone; returns them.
+
+    Also settles an `atomic_directory` replacement killed between its two renames: the old
+    version (`.<name>.old`) is restored when `path` is missing, else removed.
+    """
+    path = pathlib.Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    prefix = f".{path.name}."
+    for entry in path.parent.iterdir():
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix) :].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    old = path.with_name(f".{path.name}.old")
+    if old.is_dir():
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, path)
+        removed.append(old)
+    return removed
 
 
 def atomic_write(path: str | os.PathLike, content: Content) -> None:
@@ -31,9 +106,11 @@ def atomic_write(path: str | os.PathLike, content: Content) -> None:
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_staging_prefix(path), suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         if isinstance(content, str):
             pathlib.Path(tmp).write_text(content)
         elif isinstance(content, bytes | bytearray | memoryview):
@@ -44,6 +121,64 @@ def atomic_write(path: str | os.PathLike, content: Content) -> None:
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def staging_directory(path: str | os.PathLike) -> pathlib.Path:
+    """A new, empty hidden sibling directory in which to build `path` before renaming it.
+
+    Stale staging leftovers of `path` are removed first; the directory honours the umask.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
+    tmp = pathlib.Path(
+        tempfile.mkdtemp(dir=path.parent, prefix=_staging_prefix(path), suffix=".tmp")
+    )
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
+
+def _nearest_existing(path: pathlib.Path) -> pathlib.Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_creatable(path: pathlib.Path, flag: str) -> None:
+    """The directory that will hold `path` exists or can be made, and can be written."""
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise ValueError(f"{flag}={path}: {base} is not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag}={path}: {base} is not writable (permission denied)")
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> pathlib.Path:
+    """Checks that a file can be written at `path` (before the work that produces it).
+
+    Raises:
+      ValueError: one line naming the flag and the problem (a directory in the way, a parent
+        that is a file, a directory that cannot be written).
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag}={path}: is a directory, expected a file name")
+    _check_creatable(path, flag)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, flag: str) -> pathlib.Path:
+    """Checks that `path` is, or can be made, a writable directory (before long work)."""
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag}={path}: exists and is not a directory")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{flag}={path}: directory is not writable (permission denied)")
+    else:
+        _check_creatable(path, flag)
+    return path
 
 
 def _json_default(value: Any) -> Any:
@@ -69,6 +204,10 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: file not found") from error
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON (not UTF-8 text)") from error
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read ({error.strerror or error})") from error
 
 
 class atomic_directory:  # noqa: N801 (used like a function: `with atomic_directory(path) as tmp`)
@@ -82,10 +221,7 @@ class atomic_directory:  # noqa: N801 (used like a function: `with atomic_direct
         self.path = pathlib.Path(path)
 
     def __enter__(self) -> pathlib.Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = pathlib.Path(
-            tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        )
+        self.tmp = staging_directory(self.path)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:

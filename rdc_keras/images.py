@@ -4,8 +4,11 @@
 values in [0, 1] with the encoder export's image shape; `rdc_keras.codec` applies it to every
 input and re-exports it. `read_images` expands files, directories and glob patterns into such a
 batch (PNG pixels / 255; .npy arrays checked with `check_images`), and `write_images` writes a
-batch to one .npy file or to one PNG per image, each through `rdc_keras.files.atomic_write`.
-Needs numpy, and Pillow for PNGs (imported when a PNG is read or written).
+batch to one .npy file (`rdc_keras.files.atomic_write`) or to a PNG set: one PNG per image in a
+directory that is staged whole and renamed into place (`atomic_directory`), so a killed run leaves
+no partial set; the set carries a marker file (`SET_MARKER`) naming its images, and only an empty
+directory or an earlier set is replaced. Needs numpy, and Pillow for PNGs (imported when a PNG
+is read or written).
 """
 
 from __future__ import annotations
@@ -17,9 +20,20 @@ from typing import Any
 
 import numpy as np
 
-from rdc_keras.files import atomic_write
+from rdc_keras.files import (
+    atomic_directory,
+    atomic_write,
+    check_output_dir,
+    check_output_file,
+    read_json,
+    write_json,
+)
 
-__all__ = ["check_images", "read_images", "write_images"]
+__all__ = ["SET_MARKER", "check_images", "check_output", "read_images", "write_images"]
+
+# Written last into every PNG set: {"format", "count", "files"}.
+SET_MARKER = ".rdc-images.json"
+_SET_FORMAT = "rdc_keras.pngset/1"
 
 _IMAGE_SUFFIXES = (".png", ".npy")
 
@@ -94,10 +108,17 @@ def _read_png(path: pathlib.Path, image_shape: tuple[int, int, int]) -> np.ndarr
 
 def _read_npy(path: pathlib.Path, image_shape: tuple[int, int, int]) -> np.ndarray:
     """Loads a .npy file and validates it with `check_images`, naming the file."""
+    with open(path, "rb") as stream:
+        if stream.read(6) != b"\x93NUMPY":
+            raise ValueError(f"{path}: not a .npy file (no NumPy header)")
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable .npy file ({error})") from error
+    except ValueError as error:
+        if "pickle" in str(error):
+            raise ValueError(f"{path}: holds Python objects, not a numeric image array") from error
+        raise ValueError(f"{path}: damaged .npy file ({error})") from error
+    except (OSError, EOFError) as error:
+        raise ValueError(f"{path}: damaged .npy file ({error})") from error
     try:
         return check_images(array, image_shape)
     except (TypeError, ValueError) as error:
@@ -110,6 +131,8 @@ def read_images(
     """Reads PNG/.npy inputs into float32 [N, H, W, C]; returns (images, [{file, count}])."""
     arrays, sources = [], []
     for path in _expand(patterns):
+        if path.is_dir():
+            raise ValueError(f"{path}: is a directory, expected a .png or .npy file")
         if not path.is_file():
             raise ValueError(f"{path}: file not found")
         suffix = path.suffix.lower()
@@ -128,10 +151,45 @@ def read_images(
 # Writing.
 
 
-def write_images(images: np.ndarray, output: str | os.PathLike) -> list[str]:
-    """Writes float32 [N, H, W, C] images to a .npy file, or to PNGs in a directory.
+def _replaceable(output: pathlib.Path) -> None:
+    """A PNG set replaces `output` whole: only an empty directory or an earlier set."""
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise ValueError(f"--output={output}: exists and is not a directory")
+    entries = sorted(p.name for p in output.iterdir())
+    if not entries:
+        return
+    marker = output / SET_MARKER
+    if not marker.is_file():
+        raise ValueError(
+            f"--output={output}: directory holds other files ({entries[0]}, ...); "
+            "a PNG set needs a new or empty directory, or one written by an earlier decompress"
+        )
+    try:
+        ok = read_json(marker).get("format") == _SET_FORMAT
+    except (AttributeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"--output={output}: {SET_MARKER} is not a PNG-set marker")
 
-    PNG pixels are round(255 * value), clipped to [0, 255], named image_00000.png, ...
+
+def check_output(output: str | os.PathLike, flag: str = "--output") -> pathlib.Path:
+    """Checks, before any work, that `write_images` can write to `output` (.npy or PNG set)."""
+    output = pathlib.Path(output)
+    if output.suffix.lower() == ".npy":
+        return check_output_file(output, flag)
+    check_output_dir(output, flag)
+    check_output_dir(output.absolute().parent, flag)  # the set is renamed into place there
+    _replaceable(output)
+    return output
+
+
+def write_images(images: np.ndarray, output: str | os.PathLike) -> list[str]:
+    """Writes float32 [N, H, W, C] images to a .npy file, or to a PNG set in a directory.
+
+    PNG pixels are round(255 * value), clipped to [0, 255], named image_00000.png, ...; the set
+    is built in a staging directory and renamed into place with its marker file.
     Returns the written paths.
     """
     output = pathlib.Path(output)
@@ -148,15 +206,15 @@ def write_images(images: np.ndarray, output: str | os.PathLike) -> list[str]:
     channels = images.shape[-1]
     if channels not in (1, 3):
         raise ValueError(f"PNG output needs 1 or 3 channels, got {channels}; use a .npy output")
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output={output}: exists and is not a directory")
-    output.mkdir(parents=True, exist_ok=True)
+    _replaceable(output)
     pixels = np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
     digits = max(5, len(str(len(images) - 1)))
-    written = []
-    for i, image in enumerate(pixels):
-        path = output / f"image_{i:0{digits}d}.png"
-        picture = Image.fromarray(image[..., 0] if channels == 1 else image)
-        atomic_write(path, lambda tmp, picture=picture: picture.save(tmp, format="PNG"))
-        written.append(str(path))
-    return written
+    names = [f"image_{i:0{digits}d}.png" for i in range(len(images))]
+    with atomic_directory(output) as staging:
+        for name, image in zip(names, pixels):
+            picture = Image.fromarray(image[..., 0] if channels == 1 else image)
+            picture.save(staging / name, format="PNG")
+        write_json(
+            staging / SET_MARKER, {"format": _SET_FORMAT, "count": len(names), "files": names}
+        )
+    return [str(output / name) for name in names]

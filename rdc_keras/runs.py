@@ -103,8 +103,15 @@ def load_network(
     weights = directory / WEIGHTS_FILE
     if not weights.exists():
         raise ValueError(f"{weights}: weights file not found")
-    model = builder(description)
-    model.load_weights(str(weights))
+    try:
+        model = builder(description)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{directory / NETWORK_FILE}: damaged description ({error})") from error
+    try:
+        model.load_weights(str(weights))
+    except Exception as error:  # h5py/TF raise many types for a damaged or foreign file
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        raise ValueError(f"{weights}: damaged or mismatched weights file ({lines[0]})") from error
     return model, description
 
 

@@ -70,6 +70,64 @@ def _version_dir(path: pathlib.Path, kind: str) -> pathlib.Path:
 # Exported models.
 
 
+# Metadata fields every export of a kind carries, with a check of their type.
+_REQUIRED = {
+    "num_levels": lambda v: isinstance(v, int) and v >= 2,
+    "latent_dim": lambda v: isinstance(v, int) and v >= 1,
+    "image_shape": lambda v: (
+        isinstance(v, list) and len(v) == 3 and all(isinstance(s, int) and s >= 1 for s in v)
+    ),
+    "encoder_fingerprint": lambda v: isinstance(v, str) and len(v) == 32,
+}
+_REQUIRED_BY_KIND = {
+    "encoder": {"temperature": lambda v: isinstance(v, int | float) and v > 0},
+    "head": {},
+}
+
+
+def _check_metadata(path: pathlib.Path, metadata: dict[str, Any], kind: str) -> None:
+    """One line naming the metadata file and the first missing or malformed field."""
+    for key, valid in {**_REQUIRED, **_REQUIRED_BY_KIND[kind]}.items():
+        if key not in metadata:
+            raise ValueError(f"{path}: damaged export metadata (no {key!r} field)")
+        if not valid(metadata[key]):
+            raise ValueError(f"{path}: damaged export metadata ({key!r} = {metadata[key]!r})")
+
+
+def _damaged_part(path: pathlib.Path) -> str:
+    """Which file of a SavedModel that failed to load is damaged (a best-effort diagnosis)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    graph = path / "saved_model.pb"
+    if not graph.is_file():
+        return "saved_model.pb is missing"
+    try:
+        saved_model_pb2.SavedModel().ParseFromString(graph.read_bytes())
+    except Exception:
+        return f"{graph} is damaged"
+    prefix = path / "variables" / "variables"
+    index = prefix.with_name("variables.index")
+    if not index.is_file():
+        return f"{index} is missing"
+    try:
+        reader = tf.train.load_checkpoint(str(prefix))
+    except Exception:
+        return f"{index} is damaged"
+    try:
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception:
+        return f"{prefix.parent}/variables.data-* is damaged"
+    return "its files do not fit together"
+
+
+def _damage_report(path: pathlib.Path, error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = lines[-1] if lines and lines[0].startswith("in user code") else (lines or [""])[0]
+    detail = detail if len(detail) <= 160 else detail[:157] + "..."
+    return f"{path}: damaged SavedModel, {_damaged_part(path)} ({type(error).__name__}: {detail})"
+
+
 class ExportedModel:
     """An exported encoder or head: its `assets/rdc.json` metadata and its serving signature.
 
@@ -84,6 +142,7 @@ class ExportedModel:
             raise ValueError(f"{self.path}: not an rdc_keras export (format != {EXPORT_FORMAT})")
         if metadata.get("kind") != kind:
             raise ValueError(f"{self.path}: holds a {metadata.get('kind')!r}, expected {kind!r}")
+        _check_metadata(self.path / "assets" / METADATA_FILE, metadata, kind)
         self.kind = kind
         self.metadata = metadata
         self._loaded = None
@@ -112,7 +171,10 @@ class ExportedModel:
     def signature(self):
         """The `serving_default` concrete function (loads the SavedModel on first use)."""
         if self._loaded is None:
-            loaded = tf.saved_model.load(str(self.path))
+            try:
+                loaded = tf.saved_model.load(str(self.path))
+            except Exception as error:  # TF raises many types for a damaged SavedModel
+                raise ValueError(_damage_report(self.path, error)) from error
             if self.kind == "encoder":
                 actual = runs.encoder_fingerprint(
                     types.SimpleNamespace(weights=list(loaded.weights)),

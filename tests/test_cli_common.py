@@ -29,3 +29,86 @@ def test_fail_prints_one_line_and_exits_2(capsys):
         common.fail("in user code:\n\n  frame\n  ValueError: bad\n", program="rdc-train")
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "rdc-train: error: ValueError: bad\n"
+
+
+def test_main_wrapper_turns_os_errors_into_one_line(capsys, tmp_path):
+    def main(argv):
+        (tmp_path / "missing" / "x").read_text()
+
+    with pytest.raises(SystemExit) as exit_info:
+        common.main_wrapper(main)(["rdc-x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.endswith(f"error: {tmp_path / 'missing' / 'x'}: no such file or directory\n")
+
+
+def test_main_wrapper_keeps_tracebacks_of_bugs():
+    def main(argv):
+        raise KeyError("internal")
+
+    with pytest.raises(KeyError):
+        common.main_wrapper(main)(["rdc-x"])
+
+
+def test_os_error_line_names_both_paths_of_a_rename():
+    error = OSError(18, "Invalid cross-device link", "/a", None, "/b")
+    assert common.os_error_line(error) == "/a -> /b: invalid cross-device link"
+    assert common.os_error_line(OSError("plain")) == "plain"
+
+
+# ------------------------------------------------------------------------------------------------
+# Every binary checks its output location before any work (each in its own process, in parallel).
+
+_OUTPUT_CASES = {
+    # program: (flags, text of the one-line error); ROOT/file is a regular file.
+    "rdc-train": (["--dataset=digits", "--workdir={root}/file"], "exists and is not a directory"),
+    "rdc-classifier": (["--workdir={root}/file/clf"], "file is not a directory"),
+    "rdc-universal": (
+        ["--base={root}/no_run", "--workdir={root}/file"],
+        "--workdir={root}/file: exists and is not a directory",
+    ),
+    "rdc-experiment": (
+        ["--preset=digits", "--workdir={root}/file"],
+        "--workdir={root}/file: exists and is not a directory",
+    ),
+    "rdc-evaluate": (
+        ["--run={root}/no_run", "--output={root}"],
+        "--output={root}: is a directory, expected a file name",
+    ),
+    "rdc-export": (
+        ["--run={root}/no_run", "--export_root={root}/file"],
+        "--export_root={root}/file: exists and is not a directory",
+    ),
+}
+
+
+def test_every_binary_refuses_a_bad_output_location_before_any_work(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "file").write_text("a regular file where a directory is needed")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    bin_dir = Path(sys.executable).parent
+    processes = {
+        program: subprocess.Popen(
+            [str(bin_dir / program), *(f.format(root=tmp_path) for f in flags)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        for program, (flags, _) in _OUTPUT_CASES.items()
+    }
+    for program, process in processes.items():
+        _, stderr = process.communicate(timeout=300)
+        message = _OUTPUT_CASES[program][1].format(root=tmp_path)
+        lines = stderr.strip().splitlines()
+        assert process.returncode == 2, (program, stderr[-2000:])
+        assert "Traceback" not in stderr, (program, stderr[-2000:])
+        assert lines[-1].startswith(f"{program}: error: "), (program, lines[-1])
+        assert message in lines[-1], (program, lines[-1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing was written

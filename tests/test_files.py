@@ -108,3 +108,103 @@ def test_atomic_directory_replaces_whole_or_keeps_old(tmp_path):
         (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Leftovers of killed writers, permissions, output checks.
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_staging_of_a_dead_writer_is_removed_by_the_next_write(tmp_path):
+    dead = _dead_pid()
+    target = tmp_path / "out.rdc"
+    stale_file = tmp_path / f".out.rdc.{dead}.abc123.tmp"
+    stale_file.write_bytes(b"half")
+    stale_dir = tmp_path / f".out.rdc.{dead}.def456.tmp"
+    stale_dir.mkdir()
+    (stale_dir / "part.png").write_bytes(b"x")
+    live = tmp_path / f".out.rdc.{1}.ghi789.tmp"  # pid 1 is alive: a live writer is kept
+    live.write_bytes(b"in flight")
+    other = tmp_path / f".other.{dead}.jkl.tmp"  # another destination's staging is not ours
+    other.write_bytes(b"x")
+    files.atomic_write(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert _leftovers(tmp_path) == sorted([live.name, other.name])
+
+
+def test_killed_directory_replacement_is_settled(tmp_path):
+    target = tmp_path / "net"
+    old = tmp_path / ".net.old"
+    old.mkdir()
+    (old / "a.txt").write_text("previous complete version")
+    # Killed between the two renames: the target is gone, the old version is restored.
+    assert files.remove_stale(target) == [old]
+    assert (target / "a.txt").read_text() == "previous complete version"
+    # Killed after the second rename: the old copy is dropped.
+    old.mkdir()
+    files.remove_stale(target)
+    assert not old.exists() and target.is_dir()
+
+
+def test_outputs_honour_the_umask(tmp_path):
+    import os
+
+    previous = os.umask(0o027)
+    try:
+        files.atomic_write(tmp_path / "a.json", "{}")
+        with files.atomic_directory(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("x")
+        staged = files.staging_directory(tmp_path / "e")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640  # mkstemp alone gives 0600
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o750  # mkdtemp alone gives 0700
+    assert staged.stat().st_mode & 0o777 == 0o750
+
+
+def test_check_output_file_and_dir(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dir").mkdir()
+    ok = files.check_output_file(tmp_path / "new" / "deeper" / "a.rdc", "--output")
+    assert ok == tmp_path / "new" / "deeper" / "a.rdc" and not (tmp_path / "new").exists()
+    files.check_output_file(tmp_path / "file", "--output")  # replaced by the rename
+    files.check_output_dir(tmp_path / "dir", "--workdir")
+    files.check_output_dir(tmp_path / "new" / "run", "--workdir")
+    cases = [
+        (files.check_output_file, tmp_path / "dir", "is a directory, expected a file name"),
+        (files.check_output_file, tmp_path / "file" / "a.rdc", "file is not a directory"),
+        (files.check_output_dir, tmp_path / "file", "exists and is not a directory"),
+        (files.check_output_dir, tmp_path / "file" / "run", "file is not a directory"),
+    ]
+    for check, path, message in cases:
+        with pytest.raises(ValueError, match=message) as caught:
+            check(path, "--flag")
+        assert str(caught.value).startswith(f"--flag={path}: ")
+    # Read-only locations (os.access is what a non-root user's write would meet).
+    read_only = {str(tmp_path / "dir")}
+    real_access = files.os.access
+    monkeypatch.setattr(
+        files.os, "access", lambda p, mode: str(p) not in read_only and real_access(p, mode)
+    )
+    with pytest.raises(ValueError, match="directory is not writable"):
+        files.check_output_dir(tmp_path / "dir", "--workdir")
+    with pytest.raises(ValueError, match=r"dir is not writable \(permission denied\)"):
+        files.check_output_file(tmp_path / "dir" / "sub" / "a.rdc", "--output")
+
+
+def test_read_json_names_unreadable_files(tmp_path):
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(ValueError, match=r"dir\.json: cannot read \(Is a directory\)"):
+        files.read_json(tmp_path / "dir.json")
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        files.read_json(tmp_path / "bin.json")

@@ -3,6 +3,7 @@
 References are Pillow-written PNGs, numpy .npy files and the digits test images.
 """
 
+import json
 import pathlib
 
 import numpy as np
@@ -56,3 +57,68 @@ def test_read_and_write_images(tmp_path, images):
     images_lib.write_images(images[:3], tmp_path / "out.npy")
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), images[:3])
     assert not list(tmp_path.glob(".*"))  # no temporary files left
+
+
+def test_png_sets_are_staged_whole_and_replace_only_earlier_sets(tmp_path, images, monkeypatch):
+    from PIL import Image
+
+    out = tmp_path / "set"
+    images_lib.write_images(images[:3], out)
+    marker = out / images_lib.SET_MARKER
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [images_lib.SET_MARKER] + [f"image_0000{i}.png" for i in range(3)]
+    )
+    assert json.loads(marker.read_text())["count"] == 3
+    # An earlier set is replaced whole: no image of the 3-image set survives a 2-image one.
+    images_lib.write_images(images[:2], out)
+    assert len(list(out.glob("*.png"))) == 2
+    # A writer killed half-way (the 2nd PNG fails) leaves the previous set as it was, no partial
+    # set, and no staging directory.
+    real_save, calls = Image.Image.save, []
+
+    def failing_save(self, fp, *args, **kwargs):
+        calls.append(fp)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    with pytest.raises(OSError, match="No space"):
+        images_lib.write_images(images[:5], tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
+    calls.clear()
+    with pytest.raises(OSError):
+        images_lib.write_images(images[:5], out)
+    assert len(list(out.glob("*.png"))) == 2
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    # A directory of other files (the user's own PNGs) is never replaced.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(mine / "7.png")
+    for check in (images_lib.check_output, lambda p: images_lib.write_images(images[:1], p)):
+        with pytest.raises(ValueError, match=r"--output=.*mine: directory holds other files"):
+            check(mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["7.png"]
+    images_lib.check_output(tmp_path / "new_set")
+    images_lib.check_output(out)
+    (tmp_path / "d.npy").mkdir()
+    with pytest.raises(ValueError, match="is a directory, expected a file name"):
+        images_lib.check_output(tmp_path / "d.npy")
+
+
+def test_unreadable_inputs_say_what_they_are(tmp_path):
+    (tmp_path / "random.npy").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match=r"random\.npy: not a \.npy file \(no NumPy header\)"):
+        images_lib.read_images([str(tmp_path / "random.npy")], (8, 8, 1))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="holds Python objects, not a numeric image array"):
+        images_lib.read_images([str(tmp_path / "objects.npy")], (8, 8, 1))
+    np.save(tmp_path / "short.npy", np.zeros((4, 8, 8, 1), np.float32))
+    blob = (tmp_path / "short.npy").read_bytes()
+    (tmp_path / "short.npy").write_bytes(blob[: len(blob) - 100])
+    with pytest.raises(ValueError, match=r"short\.npy: damaged \.npy file"):
+        images_lib.read_images([str(tmp_path / "short.npy")], (8, 8, 1))
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ValueError, match=r"folder\.png: is a directory"):
+        images_lib.read_images([str(tmp_path / "*.png")], (8, 8, 1))

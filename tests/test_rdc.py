@@ -456,31 +456,50 @@ x, y = data.load_arrays("digits", "train")
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 out = {"replicas": strategy.num_replicas_in_sync}
 
-# 1. The full digits setup (critic, joint classifier) trains under the strategy.
-with strategy.scope():
-    tf.keras.utils.set_random_seed(0)
-    trainer = RDCTrainer(
-        networks.encoder("digits", 3), networks.decoder("digits", 3), 3,
-        classifier=networks.classifier("digits"), critic=networks.critic("digits"),
-        lambda_c=0.01, lambda_p=0.01, classifier_mode="joint",
-    )
-    trainer.compile(
-        tf.keras.optimizers.Adam(1e-2), tf.keras.optimizers.Adam(1e-3),
-        tf.keras.optimizers.Adam(1e-3),
-    )
-networks_ = {
-    "encoder": trainer.encoder, "decoder": trainer.decoder, "critic": trainer.critic,
-    "classifier": trainer.classifiers[0],
-}
-before = {k: [v.numpy().copy() for v in m.trainable_variables] for k, m in networks_.items()}
-ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32, drop_remainder=True)
-history = trainer.fit(ds, epochs=1, steps_per_epoch=4, verbose=0).history
-out["history"] = {k: float(v[-1]) for k, v in history.items()}
-out["changed"] = {
-    k: any(not np.array_equal(b, v.numpy()) for b, v in zip(before[k], m.trainable_variables))
-    for k, m in networks_.items()
-}
+# 1. The full digits setup (critic, joint classifier) trains under the strategy, with either
+# schedule; "alternate" takes its critic turn (only the critic and classifier move), then its
+# generator turn (only encoder/decoder move).
+def full_setup(schedule):
+    with strategy.scope():
+        tf.keras.utils.set_random_seed(0)
+        trainer = RDCTrainer(
+            networks.encoder("digits", 3), networks.decoder("digits", 3), 3,
+            classifier=networks.classifier("digits"), critic=networks.critic("digits"),
+            lambda_c=0.01, lambda_p=0.01, classifier_mode="joint", schedule=schedule,
+        )
+        trainer.compile(
+            tf.keras.optimizers.Adam(1e-2), tf.keras.optimizers.Adam(1e-3),
+            tf.keras.optimizers.Adam(1e-3),
+        )
+    return trainer
 
+
+def weights(trainer):
+    networks_ = {
+        "encoder": trainer.encoder, "decoder": trainer.decoder, "critic": trainer.critic,
+        "classifier": trainer.classifiers[0],
+    }
+    return {k: [v.numpy().copy() for v in m.trainable_variables] for k, m in networks_.items()}
+
+
+def changed(before, after):
+    return {k: any(not np.array_equal(b, a) for b, a in zip(before[k], after[k])) for k in before}
+
+
+ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32, drop_remainder=True)
+out["history"], out["changed"], out["turns"] = {}, {}, []
+for schedule in ("joint", "alternate"):
+    trainer = full_setup(schedule)
+    before = weights(trainer)
+    history = trainer.fit(ds, epochs=1, steps_per_epoch=4, verbose=0).history
+    out["history"][schedule] = {k: float(v[-1]) for k, v in history.items()}
+    out["changed"][schedule] = changed(before, weights(trainer))
+    out.setdefault("steps", {})[schedule] = int(trainer._step.numpy())
+    if schedule == "alternate":
+        for _ in range(2):
+            before = weights(trainer)
+            trainer.fit(ds.take(1), epochs=1, verbose=0)
+            out["turns"].append(changed(before, weights(trainer)))
 
 # 2. Loss scaling: one SGD(1) step on a fixed batch moves the weights by -gradient of the mean
 # over the global batch under both strategies. BatchNorm-free networks and one shared dither
@@ -541,9 +560,22 @@ def test_mirrored_strategy_two_logical_cpus():
     assert len(lines) == 1, result.stdout[-2000:]
     out = json.loads(lines[0][len("RESULT ") :])
     assert out["replicas"] == 2
-    assert all(np.isfinite(v) for v in out["history"].values()), out["history"]
-    assert {"critic_loss", "classifier_loss", "w1"} <= set(out["history"])
-    assert out["changed"] == dict.fromkeys(["encoder", "decoder", "critic", "classifier"], True)
+    everything = dict.fromkeys(["encoder", "decoder", "critic", "classifier"], True)
+    for schedule in ("joint", "alternate"):
+        history = out["history"][schedule]
+        assert all(np.isfinite(v) for v in history.values()), (schedule, history)
+        assert {"critic_loss", "classifier_loss", "w1"} <= set(history), schedule
+        assert out["changed"][schedule] == everything, schedule
+        assert out["steps"][schedule] == 4, schedule
+    # After 4 steps the alternate cycle (critic, generator) starts again with a critic turn.
+    critic_turn, generator_turn = out["turns"]
+    assert critic_turn == {"encoder": False, "decoder": False, "critic": True, "classifier": True}
+    assert generator_turn == {
+        "encoder": True,
+        "decoder": True,
+        "critic": False,
+        "classifier": False,
+    }
     # Per-replica losses are scaled by the global batch: the summed replica gradients equal the
     # single-device gradient (a per-replica mean would double it: ratio 2).
     assert out["max_abs_gradient"] > 1e-4, out

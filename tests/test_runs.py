@@ -208,3 +208,28 @@ def test_find_runs_expands_directories_above_runs(tmp_path):
     assert [run.path for run in runs.find_runs([one.path])] == [one.path]
     with pytest.raises(ValueError, match="not a finished run"):
         runs.find_runs([tmp_path / "empty"])
+
+
+def test_damaged_weights_and_descriptions_are_one_line_errors(tmp_path, encoder):
+    directory = tmp_path / "e"
+    runs.save_network(directory, encoder, {"kind": "encoder", "preset": "digits", "latent_dim": 3})
+    weights = directory / runs.WEIGHTS_FILE
+    blob = weights.read_bytes()
+    for name, damaged in (
+        ("truncated", blob[: len(blob) // 2]),
+        ("zeroed header", bytes(64) + blob[64:]),
+        ("empty", b""),
+    ):
+        weights.write_bytes(damaged)
+        with pytest.raises(ValueError) as caught:
+            runs.load_network(directory, _encoder_builder, kind="encoder")
+        message = str(caught.value)
+        assert message.startswith(f"{weights}: damaged or mismatched weights file ("), name
+        assert "\n" not in message, name
+    weights.write_bytes(blob)
+    runs.load_network(directory, _encoder_builder, kind="encoder")  # intact again
+    description = json.loads((directory / runs.NETWORK_FILE).read_text())
+    del description["latent_dim"]
+    (directory / runs.NETWORK_FILE).write_text(json.dumps(description))
+    with pytest.raises(ValueError, match=r"network\.json: damaged description \('latent_dim'\)"):
+        runs.load_network(directory, _encoder_builder, kind="encoder")

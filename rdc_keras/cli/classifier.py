@@ -12,7 +12,7 @@ from absl import app, flags
 
 from rdc_keras import config, runs
 from rdc_keras.cli.common import main_wrapper, parse_flags
-from rdc_keras.files import write_json
+from rdc_keras.files import check_output_dir, write_json
 from rdc_keras.trainers.classifier import train_reference_classifier
 
 __all__ = ["run"]
@@ -46,6 +46,7 @@ def main(argv: list[str]) -> None:
         not workdir.is_dir() or (any(workdir.iterdir()) and not runs.is_saved_network(workdir))
     ):
         raise ValueError(f"--workdir={workdir}: exists and holds no saved classifier")
+    check_output_dir(workdir, "--workdir")
 
     _, description = train_reference_classifier(
         workdir,

@@ -27,8 +27,8 @@ from absl import app, flags
 
 from rdc_keras import codec
 from rdc_keras.cli.common import fail, main_wrapper, parse_flags
-from rdc_keras.files import atomic_write
-from rdc_keras.images import read_images, write_images
+from rdc_keras.files import atomic_write, check_output_file
+from rdc_keras.images import check_output, read_images, write_images
 
 __all__ = ["COMMANDS", "run"]
 
@@ -98,6 +98,8 @@ def _decompress() -> dict[str, Any]:
     if len(FLAGS.input) != 1:
         raise ValueError("decompress needs exactly one --input .rdc file")
     source = pathlib.Path(FLAGS.input[0])
+    if source.is_dir():
+        raise ValueError(f"--input={source}: is a directory, expected one .rdc file")
     if not source.is_file():
         raise ValueError(f"--input={source}: file not found")
     encoder = serving.load_encoder(FLAGS.encoder)
@@ -123,6 +125,13 @@ def main(command: str, argv: list[str]) -> None:
         raise ValueError(f"{command} needs --input")
     if FLAGS.batch_size < 1:
         raise ValueError(f"--batch_size must be >= 1, got {FLAGS.batch_size}")
+    # Output locations are checked before any model is loaded or image coded.
+    if command == "compress":
+        check_output_file(FLAGS.output, "--output")
+    else:
+        check_output(FLAGS.output)
+    if FLAGS.json:
+        check_output_file(FLAGS.json, "--json")
     summary = _compress() if command == "compress" else _decompress()
     text = json.dumps(summary, sort_keys=True)
     if FLAGS.json:

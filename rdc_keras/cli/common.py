@@ -13,7 +13,15 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-__all__ = ["UserError", "fail", "main_wrapper", "meaningful_line", "number_list", "parse_flags"]
+__all__ = [
+    "UserError",
+    "fail",
+    "main_wrapper",
+    "meaningful_line",
+    "number_list",
+    "os_error_line",
+    "parse_flags",
+]
 
 
 class UserError(ValueError):
@@ -55,10 +63,22 @@ def parse_flags(argv: list[str]) -> list[str]:
         fail(str(error))
 
 
-def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
-    """Turns `UserError`/`ValueError` raised by `main` into a one-line message and exit code 2.
+def os_error_line(error: OSError) -> str:
+    """`<path>: <problem>` for an OS error (the path first, as in every other message)."""
+    problem = error.strerror or str(error)
+    paths = [p for p in (error.filename, getattr(error, "filename2", None)) if p is not None]
+    if not paths:
+        return problem
+    return f"{' -> '.join(str(p) for p in paths)}: {problem[0].lower()}{problem[1:]}"
 
-    Tracebacks are kept for any other exception; set RDC_TRACEBACK=1 to see them for these too.
+
+def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
+    """Turns expected failures raised by `main` into one line on stderr and exit code 2.
+
+    Expected failures are bad input and a hostile environment: `UserError`/`ValueError` (the
+    library raises these, naming the path or flag, for bad flags, damaged files, SavedModels
+    and metadata) and `OSError` (a path that cannot be read or written, a full disk).
+    Anything else is a bug and keeps its traceback; RDC_TRACEBACK=1 shows one for these too.
     """
 
     def wrapped(argv: list[str]) -> Any:
@@ -70,6 +90,10 @@ def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]
             if os.environ.get("RDC_TRACEBACK"):
                 raise
             fail(str(error))
+        except OSError as error:
+            if os.environ.get("RDC_TRACEBACK"):
+                raise
+            fail(os_error_line(error))
 
     return wrapped
 

@@ -49,12 +49,14 @@ def _define_flags() -> None:
 
 def main(argv: list[str]) -> None:
     from rdc_keras.evaluation import evaluate_runs
-    from rdc_keras.files import write_json
+    from rdc_keras.files import check_output_file, write_json
 
     if not FLAGS.run:
         raise ValueError("give --run (a finished run, or a directory above runs such as a study)")
     if FLAGS.w1_steps < 0 or FLAGS.batch_size < 1:
         raise ValueError("--w1_steps must be >= 0 and --batch_size >= 1")
+    if FLAGS.output:
+        check_output_file(FLAGS.output, "--output")  # before the evaluation, not after it
     results = evaluate_runs(
         FLAGS.run,
         heads=FLAGS.head,

@@ -20,6 +20,7 @@ from absl import app, flags
 from rdc_keras import config as config_lib
 from rdc_keras import data, experiment
 from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
+from rdc_keras.files import check_output_dir
 
 __all__ = ["run"]
 
@@ -106,6 +107,7 @@ def main(argv: list[str]) -> None:
         w1_steps=FLAGS.w1_steps,
     )
     bases = tuple(experiment.BASES) if FLAGS.base == "both" else (FLAGS.base,)
+    check_output_dir(FLAGS.workdir, "--workdir")
     experiment.run_study(
         config,
         FLAGS.workdir,

@@ -32,9 +32,11 @@ def training_config(**overrides):
 
 def main(argv: list[str]) -> None:
     from rdc_keras import runs
+    from rdc_keras.files import check_output_dir
     from rdc_keras.trainers.runner import TrainingDivergedError, train_run
 
     config = training_config()
+    check_output_dir(config.workdir, "--workdir")
     try:
         train_run(config)
     except TrainingDivergedError as error:

@@ -19,7 +19,7 @@ from rdc_keras import runs
 from rdc_keras.cli import training_flags
 from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
 from rdc_keras.config import TrainConfig
-from rdc_keras.files import write_json
+from rdc_keras.files import check_output_dir, write_json
 
 __all__ = ["run"]
 
@@ -79,6 +79,7 @@ def _head_configs(base: runs.RunDir) -> list[tuple[str, TrainConfig]]:
 def main(argv: list[str]) -> None:
     from rdc_keras.trainers.runner import TrainingDivergedError, train_run
 
+    check_output_dir(FLAGS.workdir, "--workdir")
     base = runs.RunDir(FLAGS.base)
     configs = _head_configs(base)
     summary = {"base": str(base.path), "heads": []}

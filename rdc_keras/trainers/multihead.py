@@ -124,8 +124,7 @@ class MultiHeadRDCTrainer(RDCTrainer):
         self._apply(self.generator_optimizer, tape, loss, self._generator_variables)
         self._trackers["loss"].update_state(per_example)
         self._track_reconstruction(images, outputs[0], labels, self.classifiers[0])
-        self._step.assign_add(1)
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+        return self._end_step()
 
     def test_step(self, data: Any) -> dict[str, tf.Tensor]:
         images, labels = self._split(data)

@@ -348,33 +348,108 @@ class RDCTrainer(tf.keras.Model):
     # ----------------------------------------------------------------------------------------
     # Keras steps.
 
-    def train_step(self, data: Any) -> dict[str, tf.Tensor]:
+    @property
+    def _alternates(self) -> bool:
+        """True when critic/classifier and generator take turns on different batches."""
+        return self.schedule == "alternate" and (
+            self.critic is not None or self._trains_classifiers
+        )
+
+    def _is_critic_turn(self) -> tf.Tensor:
+        """Alternate schedule: n_critic discriminator turns, then one generator turn."""
+        cycle = self.n_critic + 1 if self.critic is not None else 2
+        return self._step % cycle < cycle - 1
+
+    def _critic_turn(self, data: Any) -> dict[str, tf.Tensor]:
+        """Alternate schedule: one critic (and joint classifier) update on this batch."""
         images, labels = self._split(data)
         seeds = self._seeds(tf.shape(images)[0], _TRAIN_STREAM, self._step)
-        has_discriminators = self.critic is not None or self._trains_classifiers
+        # As in the paper's code, the generator runs in training mode here too.
+        x_hat = self.reconstruct(images, seeds, training=True)
+        if self.critic is not None:
+            self._critic_update(images, x_hat)
+        if self._trains_classifiers:
+            self._classifier_update(x_hat, labels)
+        return self._end_step()
 
-        if self.schedule == "alternate" and has_discriminators:
-            cycle = self.n_critic + 1 if self.critic is not None else 2
-            is_critic_turn = self._step % cycle < cycle - 1
+    def _generator_turn(self, data: Any) -> dict[str, tf.Tensor]:
+        """One generator update on this batch; under "joint" it runs the discriminators first."""
+        images, labels = self._split(data)
+        seeds = self._seeds(tf.shape(images)[0], _TRAIN_STREAM, self._step)
+        update = not self._alternates and (self.critic is not None or self._trains_classifiers)
+        self._generator_update(images, labels, seeds, update_discriminators=update)
+        return self._end_step()
 
-            def critic_turn():
-                # As in the paper's code, the generator runs in training mode here too.
-                x_hat = self.reconstruct(images, seeds, training=True)
-                if self.critic is not None:
-                    self._critic_update(images, x_hat)
-                if self._trains_classifiers:
-                    self._classifier_update(x_hat, labels)
-                return tf.constant(0)
-
-            def generator_turn():
-                self._generator_update(images, labels, seeds, update_discriminators=False)
-                return tf.constant(0)
-
-            tf.cond(is_critic_turn, critic_turn, generator_turn)
-        else:
-            self._generator_update(images, labels, seeds, update_discriminators=has_discriminators)
+    def _end_step(self) -> dict[str, tf.Tensor]:
         self._step.assign_add(1)
         return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+    def train_step(self, data: Any) -> dict[str, tf.Tensor]:
+        if self._alternates:
+            # In replica context (a direct call, or one device); `make_train_function` moves
+            # this choice out of the replica function so strategies can aggregate gradients.
+            return tf.cond(
+                self._is_critic_turn(),
+                lambda: self._critic_turn(data),
+                lambda: self._generator_turn(data),
+            )
+        return self._generator_turn(data)
+
+    def make_train_function(self, force: bool = False) -> Any:
+        """Keras' train function; for the alternate schedule the turn is chosen across replicas.
+
+        `apply_gradients` aggregates gradients over replicas (a merge_call), which
+        tf.distribute forbids inside control flow of the replica function. So the alternate
+        schedule picks the turn with `tf.cond` in cross-replica context and runs the chosen
+        turn with `strategy.run`: the same graph on one device and under MirroredStrategy.
+        """
+        if not self._alternates or getattr(self, "_cluster_coordinator", None) is not None:
+            return super().make_train_function(force)
+        if self.train_function is not None and not force:
+            return self.train_function
+        strategy = self.distribute_strategy
+        critic_turn, generator_turn = self._critic_turn, self._generator_turn
+        if self.jit_compile:
+            critic_turn = tf.function(critic_turn, jit_compile=True, reduce_retracing=True)
+            generator_turn = tf.function(generator_turn, jit_compile=True, reduce_retracing=True)
+
+        def run(turn, data):
+            outputs = strategy.run(turn, args=(data,))
+            summed = self.distribute_reduction_method == "sum"
+            return tf.nest.map_structure(
+                lambda value: (
+                    tf.add_n(strategy.experimental_local_results(value))
+                    if summed
+                    else strategy.experimental_local_results(value)[0]
+                ),
+                outputs,
+            )
+
+        def one_step(iterator):
+            data = next(iterator)
+            outputs = tf.cond(
+                self._is_critic_turn(),
+                lambda: run(critic_turn, data),
+                lambda: run(generator_turn, data),
+            )
+            self._train_counter.assign_add(1)
+            return outputs
+
+        steps = self._steps_per_execution
+        if steps is None or int(steps.numpy()) == 1:
+            train_function = one_step
+        else:
+
+            def train_function(iterator):
+                for _ in tf.range(steps):
+                    outputs = one_step(iterator)
+                return outputs
+
+        if not self.run_eagerly:
+            train_function = tf.function(train_function, reduce_retracing=True)
+            self.train_tf_function = train_function
+        self.train_function = train_function
+        return train_function
 
     def _generator_update(self, images, labels, seeds, update_discriminators: bool) -> None:
         """Generator step; with `update_discriminators`, the critic/classifier updates reuse its
