@@ -27,7 +27,7 @@ import json
 import math
 import pathlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -279,6 +279,7 @@ def run_study(
     train_overrides: dict[str, Any] | None = None,
     bases: tuple[str, ...] = tuple(BASES),
     verbose: int = 0,
+    compare: Sequence[str | pathlib.Path] = (),
 ) -> dict[str, Any]:
     """Trains and evaluates every model of the study; writes results, report and figures.
 
@@ -291,11 +292,15 @@ def run_study(
       train_overrides: extra `TrainConfig` fields for every training (tests, precision).
       bases: universal families to train, a subset of `BASES` ("paper", "multihead").
       verbose: 1 also logs a line when each training starts and prints one line per epoch.
+      compare: finished studies (their directories or results.json files) whose models are
+        drawn beside this study's in `figures/accuracy-compared.png` (e.g. accuracy vs MSE with
+        and without lambda_p).
 
     Returns:
       The results dict also written to `results.json`.
     """
     bases = _check_bases(bases)
+    compared = [compared_study(path) for path in compare]  # checked before any training
     root = pathlib.Path(workdir)
     settings = _record_settings(root, config, seed)
     start = time.perf_counter()
@@ -313,8 +318,37 @@ def run_study(
     results = study_report.results(settings, bases, rows, config, judge_record, wall_seconds)
     if spread is not None:
         results["w1_judge_spread"] = spread
-    _write_outputs(root, results, jobs, config, test_arrays, seed, export, log)
+    if compared:
+        results["compared_with"] = [
+            {key: study[key] for key in ("name", "path", "epochs", "lambda_p")}
+            for study in compared
+        ]
+    _write_outputs(root, results, jobs, config, test_arrays, seed, export, log, compared)
     return results
+
+
+def compared_study(path: str | pathlib.Path) -> dict[str, Any]:
+    """A finished study's name, settings and model rows, from its directory or results.json.
+
+    Raises:
+      ValueError: the path holds no study results.
+    """
+    path = pathlib.Path(path)
+    results_path = path / "results.json" if path.is_dir() else path
+    if not results_path.is_file():
+        raise ValueError(f"--compare={path}: no results.json of a finished study")
+    results = read_json(results_path)
+    if not isinstance(results, dict) or "models" not in results or "study" not in results:
+        raise ValueError(f"{results_path}: not the results.json of a study")
+    study = results["study"]
+    lambda_p = sorted({row["lambda_p"] for row in results["models"] if row["family"] == "e2e"})
+    return {
+        "name": study["name"],
+        "path": str(path),
+        "epochs": study.get("epochs"),
+        "lambda_p": lambda_p,
+        "models": results["models"],
+    }
 
 
 def _w1_judge_spread(root, rows, config, test_arrays, seed, log) -> dict[str, Any] | None:
@@ -349,11 +383,13 @@ def _w1_judge_spread(root, rows, config, test_arrays, seed, log) -> dict[str, An
     return spread
 
 
-def _write_outputs(root, results, jobs, config, test_arrays, seed, export, log) -> None:
+def _write_outputs(root, results, jobs, config, test_arrays, seed, export, log, compared) -> None:
     """results.json and .csv, the figures, the SavedModels (`export`) and, last, report.md."""
     write_json(root / "results.json", results)
     study_report.write_csv(root / "results.csv", results["models"])
     _figures(root, results["models"], config, test_arrays, seed, log)
+    if compared:
+        _compared_figure(root, results["models"], config, compared)
     if export:
         _export(root, jobs, config, seed, log)
     report = study_report.render(results, config, rate_bits(*config.rates[0]))
@@ -424,6 +460,35 @@ def _figures(root, rows, config, test_arrays, seed, log) -> None:
                 figures / f"reconstructions-{family}.png",
             )
     log(f"figures: {figures}")
+
+
+def _compared_figure(root, rows, config, compared) -> None:
+    """Accuracy vs MSE of this study's families beside those of other studies (main rate)."""
+    from rdc_keras import plots
+
+    d, levels = config.rates[0]
+
+    def series_of(name, epochs, models):
+        lambda_p = sorted({row["lambda_p"] for row in models})
+        tag = f"{name}, λp = {'/'.join(f'{v:g}' for v in lambda_p)}, {epochs} ep"
+        main = [r for r in models if (r["latent_dim"], r["num_levels"]) == (d, levels)]
+        return {
+            f"{label} · {tag}": [r for r in main if r["family"] == family]
+            for family, label in _FAMILY_LABELS.items()
+        }
+
+    series = series_of(config.name, config.epochs, rows)
+    for study in compared:
+        series.update(series_of(study["name"], study["epochs"], study["models"]))
+    rate = rate_bits(d, levels)
+    plots.save_figure(
+        plots.accuracy_figure(
+            {label: members for label, members in series.items() if members},
+            f"Accuracy vs MSE at {rate:.2f} bits: {config.name} and "
+            + ", ".join(study["name"] for study in compared),
+        ),
+        root / "figures" / "accuracy-compared.png",
+    )
 
 
 _FAMILY_LABELS = {

@@ -126,7 +126,7 @@ def render(results: dict[str, Any], config: StudyConfig, rate_bits: float) -> st
     out += _comparison(results, config, rate_bits)
     out += _matched(results, config, families)
     out += _models(results, config)
-    out += _figures(config, families)
+    out += _figures(config, families, results.get("compared_with", []))
     return "\n".join(out)
 
 
@@ -348,11 +348,19 @@ def _models(results: dict[str, Any], config: StudyConfig) -> list[str]:
     return out
 
 
-def _figures(config: StudyConfig, families: set[str]) -> list[str]:
+def _figures(config: StudyConfig, families: set[str], compared: list[dict[str, Any]]) -> list[str]:
     out = ["## Figures", "", "![tradeoff](figures/tradeoff.png)", ""]
     if is_perception(config):
         out += ["![perception](figures/perception.png)", ""]
     out += ["![accuracy](figures/accuracy.png)", ""]
+    if compared:
+        names = ", ".join(f"`{study['name']}` ({study['epochs']} epochs)" for study in compared)
+        out += [
+            f"Accuracy vs MSE beside {names}: the legend gives each series' λp and epochs.",
+            "",
+            "![accuracy compared](figures/accuracy-compared.png)",
+            "",
+        ]
     if len(config.rates) > 1:
         out += ["![rates](figures/rates.png)", ""]
     for family in ("e2e", *UNIVERSAL_FAMILIES):

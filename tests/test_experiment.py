@@ -300,3 +300,42 @@ def test_unknown_base_is_refused(tmp_path):
     with pytest.raises(ValueError, match="bases must be"):
         experiment.run_study(config, tmp_path / "study", bases=("e2e",), log=lambda line: None)
     assert not (tmp_path / "study").exists()
+
+
+def test_compare_draws_other_studies_beside_this_one(study, tmp_path):
+    root = study["root"]  # re-reported without retraining (a copy would move its paths)
+    other = json.loads((study["root"] / "results.json").read_text())
+    other["study"] = {**other["study"], "name": "other-study", "epochs": 7}
+    for row in other["models"]:
+        row["lambda_p"] = 0.02
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match=r"no results\.json of a finished study"):
+        experiment.run_study(
+            study["config"], root, seed=3, export=False, compare=[tmp_path / "none"]
+        )
+    results = experiment.run_study(
+        study["config"],
+        root,
+        seed=3,
+        export=False,
+        log=lambda line: None,
+        compare=[tmp_path / "other.json"],
+    )
+    assert results["compared_with"] == [
+        {
+            "name": "other-study",
+            "path": str(tmp_path / "other.json"),
+            "epochs": 7,
+            "lambda_p": [0.02],
+        }
+    ]
+    figure = root / "figures" / "accuracy-compared.png"
+    assert figure.stat().st_size > 10_000
+    report = (root / "report.md").read_text()
+    assert "![accuracy compared](figures/accuracy-compared.png)" in report
+    assert "`other-study` (7 epochs)" in report
+    assert json.loads((root / "results.json").read_text())["compared_with"][0]["epochs"] == 7
+    # Re-reported without --compare, the study is as before.
+    again = experiment.run_study(study["config"], root, seed=3, export=False, log=print)
+    assert "compared_with" not in again
+    assert "accuracy-compared" not in (root / "report.md").read_text()

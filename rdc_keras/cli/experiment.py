@@ -60,6 +60,12 @@ def _define_flags() -> None:
         "verbose", 1, "0: one line per finished model; 1: also one line per training epoch."
     )
     flags.DEFINE_integer("seed", 0, "Seed of every training, the evaluation dither and plots.")
+    flags.DEFINE_multi_string(
+        "compare",
+        [],
+        "A finished study (directory or results.json) to draw beside this one in "
+        "figures/accuracy-compared.png (repeatable).",
+    )
     flags.mark_flag_as_required("workdir")
 
 
@@ -115,6 +121,7 @@ def main(argv: list[str]) -> None:
         export=FLAGS.export,
         bases=bases,
         verbose=FLAGS.verbose,
+        compare=FLAGS.compare,
     )
 
 
