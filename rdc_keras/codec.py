@@ -417,8 +417,9 @@ def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
         )
     num_symbols = header.count * header.latent_dim
     # Every method records the digest of the prior it was written with (fixed: the marginal's).
+    method = "range" if header.method == "fixed" else header.method
     try:
-        stored = prior.select(meta, "range" if header.method == "fixed" else header.method)
+        stored = prior.select(meta, method)
     except ValueError as error:
         raise BitstreamError(f"file is coded with method {header.method!r}, but {error}") from None
     if not stored:
@@ -430,7 +431,6 @@ def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
             f"file was coded with prior {header.prior_digest}, the encoder export has "
             f"{stored.get('digest')} (re-exported with another prior?)"
         )
-    method = "range" if header.method == "fixed" else header.method
     try:  # the stored tables must match their digest (an edited export is refused)
         lookup = prior.lookup(stored, header.num_levels, header.latent_dim, method)
     except ValueError as error:

@@ -338,17 +338,23 @@ def compared_study(path: str | pathlib.Path) -> dict[str, Any]:
     if not results_path.is_file():
         raise ValueError(f"--compare={path}: no results.json of a finished study")
     results = read_json(results_path)
-    if not isinstance(results, dict) or "models" not in results or "study" not in results:
-        raise ValueError(f"{results_path}: not the results.json of a study")
-    study = results["study"]
-    lambda_p = sorted({row["lambda_p"] for row in results["models"] if row["family"] == "e2e"})
-    return {
-        "name": study["name"],
-        "path": str(path),
-        "epochs": study.get("epochs"),
-        "lambda_p": lambda_p,
-        "models": results["models"],
-    }
+    try:
+        study, models = results["study"], list(results["models"])
+        keys = ("family", "model", "mse", "latent_dim", "num_levels")
+        for row in models:
+            missing = [key for key in keys if key not in row]
+            if missing:
+                raise KeyError(missing[0])
+        compared = {
+            "name": str(study["name"]),
+            "path": str(path),
+            "epochs": study.get("epochs"),
+            "lambda_p": sorted({float(row.get("lambda_p") or 0.0) for row in models}),
+            "models": models,
+        }
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{results_path}: not the results.json of a study ({error})") from error
+    return compared
 
 
 def _w1_judge_spread(root, rows, config, test_arrays, seed, log) -> dict[str, Any] | None:
@@ -365,8 +371,9 @@ def _w1_judge_spread(root, rows, config, test_arrays, seed, log) -> dict[str, An
     cache = root / "w1_judge_spread.json"
     key = {"model": base["model"], "seeds": seeds, "w1_steps": config.w1_steps}
     key["protocol"] = evaluation.PROTOCOL_VERSION
-    if cache.exists() and {k: read_json(cache).get(k) for k in key} == key:
-        return read_json(cache)
+    cached = read_json(cache) if cache.exists() else {}
+    if {k: cached.get(k) for k in key} == key:
+        return cached
     head = {h.name: h for h in runs.RunDir(root / base["workdir"]).heads()}[base["model"]]
     encoder, description = runs.load_encoder(head.encoder_dir)
     decoder, _ = head.load(description)
@@ -390,6 +397,8 @@ def _write_outputs(root, results, jobs, config, test_arrays, seed, export, log, 
     _figures(root, results["models"], config, test_arrays, seed, log)
     if compared:
         _compared_figure(root, results["models"], config, compared)
+    else:  # a figure of an earlier comparison would no longer be linked or true
+        (root / "figures" / "accuracy-compared.png").unlink(missing_ok=True)
     if export:
         _export(root, jobs, config, seed, log)
     report = study_report.render(results, config, rate_bits(*config.rates[0]))
@@ -469,7 +478,7 @@ def _compared_figure(root, rows, config, compared) -> None:
     d, levels = config.rates[0]
 
     def series_of(name, epochs, models):
-        lambda_p = sorted({row["lambda_p"] for row in models})
+        lambda_p = sorted({float(row.get("lambda_p") or 0.0) for row in models})
         tag = f"{name}, λp = {'/'.join(f'{v:g}' for v in lambda_p)}, {epochs} ep"
         main = [r for r in models if (r["latent_dim"], r["num_levels"]) == (d, levels)]
         return {

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -70,29 +71,37 @@ def remove_stale(path: str | os.PathLike) -> list[pathlib.Path]:
     version (`.<name>.old`) is restored when `path` is missing, else removed.
     """
     path = pathlib.Path(path)
-    removed = []
-    if not path.parent.is_dir():
+    removed: list[pathlib.Path] = []
+    # Best effort: a leftover that cannot be removed (another user's) never fails the write.
+    # Pids are compared on this host only: writers on another host sharing the directory are not
+    # told apart (keep one writer per destination there).
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[A-Za-z0-9_]+\.tmp")
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
         return removed
-    prefix = f".{path.name}."
-    for entry in path.parent.iterdir():
-        name = entry.name
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or _alive(int(match.group(1))):
             continue
-        pid = name[len(prefix) :].split(".", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+        except OSError:
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
         removed.append(entry)
     old = path.with_name(f".{path.name}.old")
-    if old.is_dir():
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(old, path)
-        removed.append(old)
+    try:
+        if old.is_dir() and not old.is_symlink():
+            if path.exists() or path.is_symlink():
+                shutil.rmtree(old)
+            else:
+                os.replace(old, path)
+            removed.append(old)
+    except OSError:
+        pass
     return removed
 
 
@@ -112,7 +121,7 @@ def atomic_write(path: str | os.PathLike, content: Content) -> None:
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         if isinstance(content, str):
-            pathlib.Path(tmp).write_text(content)
+            pathlib.Path(tmp).write_text(content, encoding="utf-8")
         elif isinstance(content, bytes | bytearray | memoryview):
             pathlib.Path(tmp).write_bytes(bytes(content))
         else:
@@ -161,6 +170,8 @@ def check_output_file(path: str | os.PathLike, flag: str) -> pathlib.Path:
       ValueError: one line naming the flag and the problem (a directory in the way, a parent
         that is a file, a directory that cannot be written).
     """
+    if str(path).endswith(os.sep):
+        raise ValueError(f"{flag}={path}: names a directory (trailing {os.sep}), expected a file")
     path = pathlib.Path(path)
     if path.is_dir():
         raise ValueError(f"{flag}={path}: is a directory, expected a file name")
@@ -199,7 +210,7 @@ def read_json(path: str | os.PathLike) -> Any:
     """Reads a JSON file, raising a one-line ValueError naming the file when it is bad."""
     path = pathlib.Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise ValueError(f"{path}: file not found") from error
     except json.JSONDecodeError as error:

@@ -151,37 +151,62 @@ def read_images(
 # Writing.
 
 
-def _replaceable(output: pathlib.Path) -> None:
-    """A PNG set replaces `output` whole: only an empty directory or an earlier set."""
+def _is_npy(output: str | os.PathLike) -> bool:
+    """A .npy file name; a trailing separator always names a PNG-set directory."""
+    return not str(output).endswith(os.sep) and pathlib.Path(output).suffix.lower() == ".npy"
+
+
+def _replaceable(output: pathlib.Path, flag: str = "--output") -> None:
+    """A PNG set replaces `output` whole: a new or empty directory, or an earlier set holding
+    nothing but its own images and marker (never the working directory, never a link)."""
+    absolute = pathlib.Path(os.path.abspath(output))
+    if absolute == pathlib.Path(absolute.anchor) or absolute in [
+        pathlib.Path.cwd(),
+        *pathlib.Path.cwd().parents,
+    ]:
+        raise ValueError(
+            f"{flag}={output}: a PNG set replaces its directory whole; name a new directory, "
+            "not the working directory or one above it"
+        )
+    if output.is_symlink():
+        raise ValueError(f"{flag}={output}: is a symbolic link; give the directory it points to")
     if not output.exists():
         return
     if not output.is_dir():
-        raise ValueError(f"--output={output}: exists and is not a directory")
+        raise ValueError(f"{flag}={output}: exists and is not a directory")
     entries = sorted(p.name for p in output.iterdir())
     if not entries:
         return
     marker = output / SET_MARKER
     if not marker.is_file():
         raise ValueError(
-            f"--output={output}: directory holds other files ({entries[0]}, ...); "
+            f"{flag}={output}: directory holds other files ({entries[0]}, ...); "
             "a PNG set needs a new or empty directory, or one written by an earlier decompress"
         )
     try:
-        ok = read_json(marker).get("format") == _SET_FORMAT
-    except (AttributeError, ValueError):
-        ok = False
+        record = read_json(marker)
+        ok = record.get("format") == _SET_FORMAT
+        own = {SET_MARKER, *record.get("files", [])}
+    except (AttributeError, TypeError, ValueError):
+        ok, own = False, set()
     if not ok:
-        raise ValueError(f"--output={output}: {SET_MARKER} is not a PNG-set marker")
+        raise ValueError(f"{flag}={output}: {SET_MARKER} is not a PNG-set marker")
+    foreign = [name for name in entries if name not in own]
+    if foreign:
+        raise ValueError(
+            f"{flag}={output}: the earlier PNG set also holds other files ({foreign[0]}, ...); "
+            "move them or name a new directory"
+        )
 
 
 def check_output(output: str | os.PathLike, flag: str = "--output") -> pathlib.Path:
     """Checks, before any work, that `write_images` can write to `output` (.npy or PNG set)."""
-    output = pathlib.Path(output)
-    if output.suffix.lower() == ".npy":
+    if _is_npy(output):
         return check_output_file(output, flag)
+    output = pathlib.Path(output)
+    _replaceable(output, flag)
     check_output_dir(output, flag)
-    check_output_dir(output.absolute().parent, flag)  # the set is renamed into place there
-    _replaceable(output)
+    check_output_dir(pathlib.Path(os.path.abspath(output)).parent, flag)  # renamed into place
     return output
 
 
@@ -189,11 +214,12 @@ def write_images(images: np.ndarray, output: str | os.PathLike) -> list[str]:
     """Writes float32 [N, H, W, C] images to a .npy file, or to a PNG set in a directory.
 
     PNG pixels are round(255 * value), clipped to [0, 255], named image_00000.png, ...; the set
-    is built in a staging directory and renamed into place with its marker file.
+    is built in a staging directory and renamed into place with its marker file. An output
+    ending in a path separator is always a PNG set.
     Returns the written paths.
     """
-    output = pathlib.Path(output)
-    if output.suffix.lower() == ".npy":
+    if _is_npy(output):
+        output = pathlib.Path(output)
 
         def save(tmp: pathlib.Path) -> None:
             with open(tmp, "wb") as stream:
@@ -201,6 +227,7 @@ def write_images(images: np.ndarray, output: str | os.PathLike) -> list[str]:
 
         atomic_write(output, save)
         return [str(output)]
+    output = pathlib.Path(output)
     from PIL import Image
 
     channels = images.shape[-1]

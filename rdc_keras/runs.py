@@ -105,8 +105,8 @@ def load_network(
         raise ValueError(f"{weights}: weights file not found")
     try:
         model = builder(description)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{directory / NETWORK_FILE}: damaged description ({error})") from error
+    except KeyError as error:
+        raise ValueError(f"{directory / NETWORK_FILE}: damaged description (no {error})") from error
     try:
         model.load_weights(str(weights))
     except Exception as error:  # h5py/TF raise many types for a damaged or foreign file

@@ -72,10 +72,10 @@ def _version_dir(path: pathlib.Path, kind: str) -> pathlib.Path:
 
 # Metadata fields every export of a kind carries, with a check of their type.
 _REQUIRED = {
-    "num_levels": lambda v: isinstance(v, int) and v >= 2,
-    "latent_dim": lambda v: isinstance(v, int) and v >= 1,
+    "num_levels": lambda v: type(v) is int and v >= 2,
+    "latent_dim": lambda v: type(v) is int and v >= 1,
     "image_shape": lambda v: (
-        isinstance(v, list) and len(v) == 3 and all(isinstance(s, int) and s >= 1 for s in v)
+        isinstance(v, list) and len(v) == 3 and all(type(s) is int and s >= 1 for s in v)
     ),
     "encoder_fingerprint": lambda v: isinstance(v, str) and len(v) == 32,
 }
@@ -100,7 +100,10 @@ def _damaged_part(path: pathlib.Path) -> str:
 
     graph = path / "saved_model.pb"
     if not graph.is_file():
-        return "saved_model.pb is missing"
+        return f"{graph} is missing"
+    unreadable = [p for p in path.rglob("*") if p.is_file() and not os.access(p, os.R_OK)]
+    if unreadable:
+        return f"{unreadable[0]} cannot be read (permission denied)"
     try:
         saved_model_pb2.SavedModel().ParseFromString(graph.read_bytes())
     except Exception:

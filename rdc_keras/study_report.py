@@ -217,13 +217,21 @@ def _training(results: dict[str, Any], config: StudyConfig, families: set[str]) 
             "(loss = mean of the head losses), then frozen; a new decoder is trained on it for "
             f"each {universal_grid}."
         )
-    if any(
-        row["family"].startswith("universal") and (row.get("lambda_p") or 0) > 0
-        for row in results["models"]
-    ):
+
+    def with_critic(family: str) -> bool:
+        return any(
+            row["family"] == family and (row.get("lambda_p") or 0) > 0 for row in results["models"]
+        )
+
+    if with_critic("universal-paper"):
         out.append(
-            "- Each universal head's critic was initialised from the base model's critic, as in "
+            "- Each paper-base head's critic was initialised from the base model's critic, as in "
             "the reference code, and then trained with the head."
+        )
+    if with_critic("universal-multihead"):
+        out.append(
+            "- The multi-head base is trained without a critic (its heads have only MSE and CE "
+            "terms), so each multi-head-base head with λp > 0 starts a fresh critic."
         )
     epochs = config.epochs if config.epochs is not None else "preset default"
     out.append(f"- Epochs per model: {epochs}; seed {results['study']['seed']}.")
@@ -356,7 +364,7 @@ def _figures(config: StudyConfig, families: set[str], compared: list[dict[str, A
     if compared:
         names = ", ".join(f"`{study['name']}` ({study['epochs']} epochs)" for study in compared)
         out += [
-            f"Accuracy vs MSE beside {names}: the legend gives each series' λp and epochs.",
+            f"Accuracy vs MSE beside {names}: the legend gives each study's λp values and epochs.",
             "",
             "![accuracy compared](figures/accuracy-compared.png)",
             "",

@@ -31,7 +31,9 @@ def test_fail_prints_one_line_and_exits_2(capsys):
     assert capsys.readouterr().err == "rdc-train: error: ValueError: bad\n"
 
 
-def test_main_wrapper_turns_os_errors_into_one_line(capsys, tmp_path):
+def test_main_wrapper_turns_os_errors_into_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("RDC_TRACEBACK", raising=False)
+
     def main(argv):
         (tmp_path / "missing" / "x").read_text()
 
@@ -55,6 +57,27 @@ def test_os_error_line_names_both_paths_of_a_rename():
     error = OSError(18, "Invalid cross-device link", "/a", None, "/b")
     assert common.os_error_line(error) == "/a -> /b: invalid cross-device link"
     assert common.os_error_line(OSError("plain")) == "plain"
+    assert common.os_error_line(OSError(5, "HDF5 error", "/w.h5")) == "/w.h5: HDF5 error"
+
+
+def test_main_wrapper_turns_tensorflow_environment_errors_into_one_line(capsys, monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.delenv("RDC_TRACEBACK", raising=False)
+
+    def main(argv):
+        raise tf.errors.ResourceExhaustedError(None, None, "/out/variables: No space left")
+
+    with pytest.raises(SystemExit) as exit_info:
+        common.main_wrapper(main)(["rdc-x"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith("error: /out/variables: No space left\n")
+
+    def bug(argv):
+        raise tf.errors.InvalidArgumentError(None, None, "Incompatible shapes")
+
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        common.main_wrapper(bug)(["rdc-x"])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -115,13 +115,8 @@ def test_atomic_directory_replaces_whole_or_keeps_old(tmp_path):
 
 
 def _dead_pid() -> int:
-    """The id of a process that has exited (and been reaped)."""
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
+    """A process id no process can have (above the kernel's pid_max; never reused)."""
+    return int(pathlib.Path("/proc/sys/kernel/pid_max").read_text()) + 1
 
 
 def test_stale_staging_of_a_dead_writer_is_removed_by_the_next_write(tmp_path):
@@ -179,6 +174,8 @@ def test_check_output_file_and_dir(tmp_path, monkeypatch):
     files.check_output_file(tmp_path / "file", "--output")  # replaced by the rename
     files.check_output_dir(tmp_path / "dir", "--workdir")
     files.check_output_dir(tmp_path / "new" / "run", "--workdir")
+    with pytest.raises(ValueError, match=r"names a directory \(trailing /\), expected a file"):
+        files.check_output_file(f"{tmp_path}/res/", "--output")
     cases = [
         (files.check_output_file, tmp_path / "dir", "is a directory, expected a file name"),
         (files.check_output_file, tmp_path / "file" / "a.rdc", "file is not a directory"),

@@ -5,6 +5,7 @@ References are Pillow-written PNGs, numpy .npy files and the digits test images.
 
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -102,6 +103,25 @@ def test_png_sets_are_staged_whole_and_replace_only_earlier_sets(tmp_path, image
     assert sorted(p.name for p in mine.iterdir()) == ["7.png"]
     images_lib.check_output(tmp_path / "new_set")
     images_lib.check_output(out)
+    # An earlier set to which a user added a file is not replaced either.
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"earlier PNG set also holds other files \(notes\.txt"):
+        images_lib.check_output(out)
+    (out / "notes.txt").unlink()
+    # Neither the working directory (nor one above it) nor a link is replaced whole.
+    monkeypatch.chdir(out)
+    for name in (".", "..", str(out)):
+        with pytest.raises(ValueError, match="not the working directory or one above it"):
+            images_lib.check_output(name)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link").symlink_to(out, target_is_directory=True)
+    with pytest.raises(ValueError, match="is a symbolic link"):
+        images_lib.check_output(tmp_path / "link")
+    (tmp_path / "link").unlink()
+    # A trailing separator always names a PNG set, even after a .npy-looking name.
+    written = images_lib.write_images(images[:2], f"{tmp_path}/odd.npy/")
+    assert (tmp_path / "odd.npy" / images_lib.SET_MARKER).is_file() and len(written) == 2
+    shutil.rmtree(tmp_path / "odd.npy")
     (tmp_path / "d.npy").mkdir()
     with pytest.raises(ValueError, match="is a directory, expected a file name"):
         images_lib.check_output(tmp_path / "d.npy")

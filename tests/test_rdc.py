@@ -402,6 +402,24 @@ def test_alternate_schedule_alternates(arrays):
     assert "".join(turns) == "CCGCCG"  # n_critic critic steps, then one generator step
 
 
+def test_alternate_schedule_with_several_steps_per_execution(arrays):
+    """steps_per_execution = 3 runs three turns per call (C, C, G with n_critic = 2) and the
+    same weights as three calls of one step."""
+    x, y = arrays[0][:96], arrays[1][:96]
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    final = {}
+    for steps in (1, 3):
+        trainer = _trainer(
+            critic=True, lambda_p=0.1, n_critic=2, schedule="alternate", compile_=False
+        )
+        trainer.compile(_adam(), critic_optimizer=_adam(1e-3), steps_per_execution=steps)
+        trainer.fit(ds, epochs=1, verbose=0)
+        assert int(trainer._step.numpy()) == 3
+        final[steps] = _values(trainer.critic.trainable_variables + trainer.decoder.weights)
+    for a, b in zip(final[1], final[3]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)  # graph rounding only
+
+
 def test_joint_mode_two_classifiers_train_but_never_the_judge(train_ds, judge):
     """classifier_mode="joint" with K = 2 targets: digit class and parity (a dataset map)."""
     two_labels = train_ds.map(lambda x, y: (x, (y, y % 2)))

@@ -231,5 +231,5 @@ def test_damaged_weights_and_descriptions_are_one_line_errors(tmp_path, encoder)
     description = json.loads((directory / runs.NETWORK_FILE).read_text())
     del description["latent_dim"]
     (directory / runs.NETWORK_FILE).write_text(json.dumps(description))
-    with pytest.raises(ValueError, match=r"network\.json: damaged description \('latent_dim'\)"):
+    with pytest.raises(ValueError, match=r"network\.json: damaged description \(no 'latent_dim'\)"):
         runs.load_network(directory, _encoder_builder, kind="encoder")

@@ -477,9 +477,10 @@ def test_render_of_a_perception_study():
     assert "the E2E model at λc = 0, λp = 0.01 is frozen" in report
     assert "each λc in [0.0] and each λp in [0.0, 0.005, 0.01, 0.02]." in report
     assert (
-        "- Each universal head's critic was initialised from the base model's critic, as in "
+        "- Each paper-base head's critic was initialised from the base model's critic, as in "
         "the reference code"
     ) in report
+    assert "so each multi-head-base head with λp > 0 starts a fresh critic" in report
     assert "- Training schedule `alternate`; precision `float32`." in lines
     assert "held-out post-hoc WGAN-GP critic" in report
     assert "are not on one scale" in report

@@ -63,13 +63,19 @@ def parse_flags(argv: list[str]) -> list[str]:
         fail(str(error))
 
 
+# tf.errors raised by a hostile environment, not by a bug (matched by name: no TF import here).
+_TF_ENVIRONMENT_ERRORS = ("PermissionDeniedError", "ResourceExhaustedError")
+
+
 def os_error_line(error: OSError) -> str:
     """`<path>: <problem>` for an OS error (the path first, as in every other message)."""
     problem = error.strerror or str(error)
     paths = [p for p in (error.filename, getattr(error, "filename2", None)) if p is not None]
     if not paths:
         return problem
-    return f"{' -> '.join(str(p) for p in paths)}: {problem[0].lower()}{problem[1:]}"
+    if len(problem) > 1 and problem[1].islower():
+        problem = problem[0].lower() + problem[1:]  # "No such file" -> "no such file"; not "HDF5"
+    return f"{' -> '.join(str(p) for p in paths)}: {problem}"
 
 
 def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
@@ -94,6 +100,13 @@ def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]
             if os.environ.get("RDC_TRACEBACK"):
                 raise
             fail(os_error_line(error))
+        except Exception as error:
+            # TensorFlow's writers report a refused permission or a full disk as tf.errors.
+            if type(error).__name__ not in _TF_ENVIRONMENT_ERRORS or os.environ.get(
+                "RDC_TRACEBACK"
+            ):
+                raise
+            fail(getattr(error, "message", None) or str(error))
 
     return wrapped
 

@@ -403,7 +403,9 @@ class RDCTrainer(tf.keras.Model):
         schedule picks the turn with `tf.cond` in cross-replica context and runs the chosen
         turn with `strategy.run`: the same graph on one device and under MirroredStrategy.
         """
-        if not self._alternates or getattr(self, "_cluster_coordinator", None) is not None:
+        overridden = type(self).train_step is not RDCTrainer.train_step
+        coordinated = getattr(self, "_cluster_coordinator", None) is not None
+        if not self._alternates or overridden or coordinated:
             return super().make_train_function(force)
         if self.train_function is not None and not force:
             return self.train_function
@@ -414,15 +416,15 @@ class RDCTrainer(tf.keras.Model):
             generator_turn = tf.function(generator_turn, jit_compile=True, reduce_retracing=True)
 
         def run(turn, data):
+            # The outputs are metric results, identical on every replica (their variables are
+            # synchronised on read), so the first replica's are the step's ("sum" if asked).
             outputs = strategy.run(turn, args=(data,))
-            summed = self.distribute_reduction_method == "sum"
+            if self.distribute_reduction_method == "sum":
+                return tf.nest.map_structure(
+                    lambda value: strategy.reduce("SUM", value, axis=None), outputs
+                )
             return tf.nest.map_structure(
-                lambda value: (
-                    tf.add_n(strategy.experimental_local_results(value))
-                    if summed
-                    else strategy.experimental_local_results(value)[0]
-                ),
-                outputs,
+                lambda value: strategy.experimental_local_results(value)[0], outputs
             )
 
         def one_step(iterator):
@@ -436,7 +438,9 @@ class RDCTrainer(tf.keras.Model):
             return outputs
 
         steps = self._steps_per_execution
-        if steps is None or int(steps.numpy()) == 1:
+        if steps is None or (
+            int(steps.numpy()) == 1 and not getattr(self, "enable_tune_steps_per_execution", False)
+        ):
             train_function = one_step
         else:
 
