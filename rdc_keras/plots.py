@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from rdc_keras.files import atomic_write
+
 __all__ = [
     "accuracy_figure",
     "perception_figure",
@@ -47,11 +49,8 @@ METRIC_LABELS = {
 def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 110) -> pathlib.Path:
     """Writes a PNG through a temporary file and a rename."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     FigureCanvasAgg(figure)
-    figure.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
     return path
 
 
@@ -184,7 +183,8 @@ def accuracy_figure(series: dict[str, Sequence[dict[str, Any]]], title: str = ""
     lambda_p, or both: whichever varies); rows without an accuracy are left out, and so are empty
     series.
     """
-    figure = Figure(figsize=(5.5, 4))
+    many = len(series) > 4  # e.g. several studies: the legend goes below the axes
+    figure = Figure(figsize=(7, 5.5) if many else (5.5, 4))
     axis = figure.subplots()
     kinds = [{row["family"] for row in rows} for rows in series.values()]
     own = [next(iter(kind)) if len(kind) == 1 else None for kind in kinds]
@@ -201,7 +201,16 @@ def accuracy_figure(series: dict[str, Sequence[dict[str, Any]]], title: str = ""
     axis.set_xlabel(METRIC_LABELS["mse"])
     axis.set_ylabel(METRIC_LABELS["accuracy"])
     axis.grid(alpha=0.3)
-    if axis.lines:
+    if axis.lines and many:
+        axis.legend(
+            fontsize=8,
+            title=legend,
+            title_fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.14),
+            ncol=2,
+        )
+    elif axis.lines:
         axis.legend(fontsize=8, title=legend, title_fontsize=7)
     axis.set_title(title or "Accuracy vs distortion")
     figure.tight_layout()
