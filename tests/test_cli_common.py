@@ -60,18 +60,32 @@ def test_os_error_line_names_both_paths_of_a_rename():
     assert common.os_error_line(OSError(5, "HDF5 error", "/w.h5")) == "/w.h5: HDF5 error"
 
 
-def test_main_wrapper_turns_tensorflow_environment_errors_into_one_line(capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("ResourceExhaustedError", "/out/variables: No space left"),
+        ("PermissionDeniedError", "/out/saved_model.pb; Permission denied"),
+        ("DataLossError", "corrupted record at 12 in /data/mnist-train.tfrecord-00000-of-00001"),
+    ],
+)
+def test_main_wrapper_turns_tensorflow_environment_errors_into_one_line(
+    capsys, monkeypatch, kind, message
+):
     import tensorflow as tf
 
     monkeypatch.delenv("RDC_TRACEBACK", raising=False)
 
     def main(argv):
-        raise tf.errors.ResourceExhaustedError(None, None, "/out/variables: No space left")
+        raise getattr(tf.errors, kind)(None, None, message)
 
     with pytest.raises(SystemExit) as exit_info:
         common.main_wrapper(main)(["rdc-x"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.endswith("error: /out/variables: No space left\n")
+    assert capsys.readouterr().err.endswith(f"error: {message}\n")
+
+
+def test_main_wrapper_keeps_tracebacks_of_tensorflow_bugs():
+    import tensorflow as tf
 
     def bug(argv):
         raise tf.errors.InvalidArgumentError(None, None, "Incompatible shapes")

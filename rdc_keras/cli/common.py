@@ -63,8 +63,10 @@ def parse_flags(argv: list[str]) -> list[str]:
         fail(str(error))
 
 
-# tf.errors raised by a hostile environment, not by a bug (matched by name: no TF import here).
-_TF_ENVIRONMENT_ERRORS = ("PermissionDeniedError", "ResourceExhaustedError")
+# tf.errors raised by a hostile environment, not by a bug (matched by name: no TF import here):
+# a refused permission, a full disk, a damaged data file (e.g. a corrupted TFRecord of a TFDS
+# directory, found only when training reads it).
+_TF_ENVIRONMENT_ERRORS = ("PermissionDeniedError", "ResourceExhaustedError", "DataLossError")
 
 
 def os_error_line(error: OSError) -> str:
