@@ -126,12 +126,19 @@ class Header:
 
 
 def _tfc():
+    """The range-coder ops: `tensorflow-compression-ops` (TF 2.17 and later), else the full
+    `tensorflow-compression` (TF 2.14). Both expose the same eight ops at top level and write
+    byte-identical payloads for the same symbols and tables."""
     try:
-        import tensorflow_compression as tfc
-    except ImportError as error:  # pragma: no cover - a pinned dependency
-        raise ImportError(
-            "range-coded .rdc payloads need tensorflow-compression==2.14.1"
-        ) from error
+        import tensorflow_compression_ops as tfc
+    except ImportError:
+        try:
+            import tensorflow_compression as tfc
+        except ImportError as error:  # pragma: no cover - a pinned dependency
+            raise ImportError(
+                "range-coded .rdc payloads need tensorflow-compression==2.14.1 (TF 2.14) or "
+                "tensorflow-compression-ops (TF 2.17)"
+            ) from error
     return tfc
 
 

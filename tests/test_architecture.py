@@ -33,13 +33,18 @@ class Rule(NamedTuple):
 # tensorflow and tensorflow.*; a leading dot is relative to the package (".layers" is
 # rdc_keras.layers and its submodules, "." all of rdc_keras); "!" excludes (". !.cli" is every
 # module outside rdc_keras.cli). A rule whose sources match no module (no such file yet) is skipped.
-TF = "tensorflow tensorflow_compression keras"
+TF = "tensorflow tensorflow_compression tensorflow_compression_ops keras tf_keras"
 RULES = [
     Rule("layers-not-trainers-or-cli", ".layers", ".trainers .cli", transitive=True),
     Rule("theory-without-tensorflow", ".theory", TF, transitive=True),
     Rule("export-not-codec-or-trainers", ".export .serving", ".codec .trainers", transitive=True),
     Rule("library-not-cli", ". !.cli", ".cli", transitive=True),
-    Rule("tfc-only-in-codec", ". !.codec", "tensorflow_compression", transitive=False),
+    Rule(
+        "tfc-only-in-codec",
+        ". !.codec",
+        "tensorflow_compression tensorflow_compression_ops",
+        transitive=False,
+    ),
     Rule("prior-numpy-only", ".prior", TF, transitive=True),
     Rule("readers-not-trainers", ".evaluation .realism .runs .serving", ".trainers", True),
     Rule("report-without-tensorflow", ".study_report .tradeoff .files .packing", TF, True),

@@ -606,3 +606,18 @@ def test_ten_thousand_mutations_never_crash_hang_or_decode_garbage(models, files
         outcomes["valid after CRC fix"] += 1
     assert outcomes["refused"] == 5_200, outcomes
     assert outcomes["refused after CRC fix"] >= 2_600, outcomes
+
+
+def test_range_coder_ops_come_from_whichever_package_is_installed(monkeypatch):
+    import types
+
+    # TF 2.17+: tensorflow-compression-ops is preferred when present.
+    ops = types.ModuleType("tensorflow_compression_ops")
+    monkeypatch.setitem(sys.modules, "tensorflow_compression_ops", ops)
+    assert codec._tfc() is ops
+    # TF 2.14: without it, the full tensorflow-compression.
+    monkeypatch.setitem(sys.modules, "tensorflow_compression_ops", None)  # import fails
+    assert codec._tfc().__name__ == "tensorflow_compression"
+    monkeypatch.setitem(sys.modules, "tensorflow_compression", None)
+    with pytest.raises(ImportError, match="tensorflow-compression-ops"):
+        codec._tfc()
