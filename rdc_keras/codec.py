@@ -363,10 +363,6 @@ def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "
     if indices.size and (indices.min() < 0 or indices.max() >= num_levels):
         raise ValueError(f"indices must lie in [0, {num_levels})")
     marginal = prior.select(meta, "range")
-    if not marginal:
-        raise ValueError(
-            "the encoder export's assets/rdc.json has no entropy-coding prior; export it again"
-        )
     marginal_lookup = prior.lookup(marginal, num_levels, latent_dim, "range")  # checks its digest
     header = Header(
         method="fixed",
@@ -429,10 +425,6 @@ def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
         stored = prior.select(meta, method)
     except ValueError as error:
         raise BitstreamError(f"file is coded with method {header.method!r}, but {error}") from None
-    if not stored:
-        raise BitstreamError(
-            "the encoder export's assets/rdc.json has no entropy-coding prior; export it again"
-        )
     if header.prior_digest != stored.get("digest"):
         raise BitstreamError(
             f"file was coded with prior {header.prior_digest}, the encoder export has "

@@ -349,12 +349,17 @@ def compared_study(path: str | pathlib.Path) -> dict[str, Any]:
             "name": str(study["name"]),
             "path": str(path),
             "epochs": study.get("epochs"),
-            "lambda_p": sorted({float(row.get("lambda_p") or 0.0) for row in models}),
+            "lambda_p": _lambda_p_values(models),
             "models": models,
         }
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{results_path}: not the results.json of a study ({error})") from error
     return compared
+
+
+def _lambda_p_values(models: list[dict[str, Any]]) -> list[float]:
+    """The λp values of a study's models, sorted (rows of older studies may have none: 0)."""
+    return sorted({float(row.get("lambda_p") or 0.0) for row in models})
 
 
 def _w1_judge_spread(root, rows, config, test_arrays, seed, log) -> dict[str, Any] | None:
@@ -478,8 +483,8 @@ def _compared_figure(root, rows, config, compared) -> None:
     d, levels = config.rates[0]
 
     def series_of(name, epochs, models):
-        lambda_p = sorted({float(row.get("lambda_p") or 0.0) for row in models})
-        tag = f"{name}, λp = {'/'.join(f'{v:g}' for v in lambda_p)}, {epochs} ep"
+        lambda_p = "/".join(f"{v:g}" for v in _lambda_p_values(models))
+        tag = f"{name}, λp = {lambda_p}, {epochs} ep"
         main = [r for r in models if (r["latent_dim"], r["num_levels"]) == (d, levels)]
         return {
             f"{label} · {tag}": [r for r in main if r["family"] == family]

@@ -205,8 +205,8 @@ def check_output(output: str | os.PathLike, flag: str = "--output") -> pathlib.P
         return check_output_file(output, flag)
     output = pathlib.Path(output)
     _replaceable(output, flag)
-    check_output_dir(output, flag)
-    check_output_dir(pathlib.Path(os.path.abspath(output)).parent, flag)  # renamed into place
+    # The set is staged beside `output` and renamed into place: its parent must be writable.
+    check_output_dir(pathlib.Path(os.path.abspath(output)).parent, flag)
     return output
 
 
@@ -218,8 +218,8 @@ def write_images(images: np.ndarray, output: str | os.PathLike) -> list[str]:
     ending in a path separator is always a PNG set.
     Returns the written paths.
     """
-    if _is_npy(output):
-        output = pathlib.Path(output)
+    is_npy, output = _is_npy(output), pathlib.Path(output)
+    if is_npy:
 
         def save(tmp: pathlib.Path) -> None:
             with open(tmp, "wb") as stream:
@@ -227,7 +227,6 @@ def write_images(images: np.ndarray, output: str | os.PathLike) -> list[str]:
 
         atomic_write(output, save)
         return [str(output)]
-    output = pathlib.Path(output)
     from PIL import Image
 
     channels = images.shape[-1]

@@ -171,8 +171,16 @@ def dithered_prior(
 
 
 def select(metadata: dict[str, Any], method: str) -> dict[str, Any]:
-    """The export's prior for a range-coded method: "range" (marginal) or "dithered"."""
+    """The export's prior for a range-coded method: "range" (marginal) or "dithered".
+
+    Raises:
+      ValueError: the export has no such prior.
+    """
     prior = metadata.get("prior") or {}
+    if not prior:
+        raise ValueError(
+            "the encoder export's assets/rdc.json has no entropy-coding prior; export it again"
+        )
     if method == "dithered":
         prior = prior.get("dithered")
         if not prior:

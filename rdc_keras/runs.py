@@ -32,6 +32,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from rdc_keras.errors import meaningful_line
 from rdc_keras.files import atomic_directory, read_json, write_json
 
 if TYPE_CHECKING:
@@ -110,8 +111,8 @@ def load_network(
     try:
         model.load_weights(str(weights))
     except Exception as error:  # h5py/TF raise many types for a damaged or foreign file
-        lines = str(error).strip().splitlines() or [type(error).__name__]
-        raise ValueError(f"{weights}: damaged or mismatched weights file ({lines[0]})") from error
+        detail = meaningful_line(error) if str(error).strip() else type(error).__name__
+        raise ValueError(f"{weights}: damaged or mismatched weights file ({detail})") from error
     return model, description
 
 

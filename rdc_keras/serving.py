@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from rdc_keras import runs
+from rdc_keras.errors import meaningful_line
 from rdc_keras.files import read_json
 
 __all__ = [
@@ -125,8 +126,7 @@ def _damaged_part(path: pathlib.Path) -> str:
 
 
 def _damage_report(path: pathlib.Path, error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    detail = lines[-1] if lines and lines[0].startswith("in user code") else (lines or [""])[0]
+    detail = meaningful_line(error)
     detail = detail if len(detail) <= 160 else detail[:157] + "..."
     return f"{path}: damaged SavedModel, {_damaged_part(path)} ({type(error).__name__}: {detail})"
 

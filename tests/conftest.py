@@ -90,6 +90,46 @@ def run_binary(
     return out
 
 
+def untrained_digits_export(root: pathlib.Path, name: str) -> pathlib.Path:
+    """Exports an untrained digits encoder (d=3, L=3) with one head "h"; returns the export dir.
+
+    Cheap (no training): for tests of what reading an export does with damaged or foreign files.
+    """
+    import math
+
+    from rdc_keras import export, networks, runs
+    from rdc_keras.files import write_json
+
+    encoder = networks.encoder("digits", 3)
+    fingerprint = runs.encoder_fingerprint(encoder, 3, 1.0)
+    runs.save_network(
+        root / "run" / "encoder",
+        encoder,
+        {
+            "kind": "encoder",
+            "preset": "digits",
+            "latent_dim": 3,
+            "num_levels": 3,
+            "temperature": 1.0,
+            "image_shape": [8, 8, 1],
+            "fingerprint": fingerprint,
+            "rate_bits": 3 * math.log2(3),
+        },
+    )
+    head_dir = root / "run" / "heads" / "h"
+    runs.save_network(
+        head_dir / "decoder",
+        networks.decoder("digits", 3),
+        {"kind": "decoder", "preset": "digits", "latent_dim": 3},
+    )
+    write_json(
+        head_dir / "head.json",
+        {"name": "h", "encoder_fingerprint": fingerprint, "lambda_d": 1.0, "lambda_c": 0.0},
+    )
+    export.export_run(root / "run", root / "saved_models", name, prior_dataset="digits", verbose=0)
+    return root / "saved_models" / name
+
+
 def _mnist_dir() -> pathlib.Path:
     env = os.environ.get("RDC_MNIST_DIR")
     if env:

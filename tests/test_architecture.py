@@ -47,7 +47,7 @@ RULES = [
     ),
     Rule("prior-numpy-only", ".prior", TF, transitive=True),
     Rule("readers-not-trainers", ".evaluation .realism .runs .serving", ".trainers", True),
-    Rule("report-without-tensorflow", ".study_report .tradeoff .files .packing", TF, True),
+    Rule("report-without-tensorflow", ".study_report .tradeoff .files .errors .packing", TF, True),
 ]
 
 

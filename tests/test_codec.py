@@ -21,10 +21,10 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import untrained_digits_export
 
 from rdc_keras import codec, data, export, networks, prior, runs
 from rdc_keras.config import TrainConfig
-from rdc_keras.files import write_json
 from rdc_keras.layers import dither
 from rdc_keras.trainers.runner import train_run
 
@@ -69,36 +69,9 @@ def models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def foreign(tmp_path_factory):
     """An export of another (untrained) digits encoder with one head."""
-    root = tmp_path_factory.mktemp("foreign")
-    encoder = networks.encoder("digits", 3)
-    fingerprint = runs.encoder_fingerprint(encoder, 3, 1.0)
-    runs.save_network(
-        root / "run" / "encoder",
-        encoder,
-        {
-            "kind": "encoder",
-            "preset": "digits",
-            "latent_dim": 3,
-            "num_levels": 3,
-            "temperature": 1.0,
-            "image_shape": [8, 8, 1],
-            "fingerprint": fingerprint,
-            "rate_bits": 3 * math.log2(3),
-        },
-    )
-    head_dir = root / "run" / "heads" / "h"
-    runs.save_network(
-        head_dir / "decoder",
-        networks.decoder("digits", 3),
-        {"kind": "decoder", "preset": "digits", "latent_dim": 3},
-    )
-    write_json(
-        head_dir / "head.json",
-        {"name": "h", "encoder_fingerprint": fingerprint, "lambda_d": 1.0, "lambda_c": 0.0},
-    )
-    export.export_run(root / "run", root / "saved_models", "foreign", prior_dataset="digits")
-    encoder = export.load_encoder(root / "saved_models" / "foreign")
-    return encoder, export.load_head(root / "saved_models" / "foreign" / "heads" / "h", encoder)
+    export_dir = untrained_digits_export(tmp_path_factory.mktemp("foreign"), "foreign")
+    encoder = export.load_encoder(export_dir)
+    return encoder, export.load_head(export_dir / "heads" / "h", encoder)
 
 
 @pytest.fixture(scope="session")
@@ -338,25 +311,47 @@ def test_compress_validates_images_and_seed(models, images):
 # Damaged and foreign files.
 
 
+def _mutate(blob: bytes, kind: str, rng: np.random.Generator) -> bytes:
+    """One random damage of a container: "flip" 1-4 bytes anywhere, "truncate", "extend" with
+    1-63 random bytes, or — with the CRC recomputed so that the decoder's own checks are
+    reached — "flip+crc" 1-2 bytes of the header or payload, "insert+crc" 1-8 payload bytes."""
+    out = bytearray(blob)
+    if kind == "flip":
+        for pos in rng.choice(len(out), size=rng.integers(1, 5), replace=False):
+            out[pos] ^= int(rng.integers(1, 256))
+    elif kind == "truncate":
+        out = out[: rng.integers(0, len(out))]
+    elif kind == "extend":
+        out += rng.integers(0, 256, rng.integers(1, 64), dtype=np.uint8).tobytes()
+    elif kind == "flip+crc":
+        for pos in rng.choice(len(out) - 4, size=rng.integers(1, 3), replace=False):
+            out[pos] ^= int(rng.integers(1, 256))
+        out = bytearray(_recrc(bytes(out)))
+    elif kind == "insert+crc":
+        pos = int(rng.integers(58, len(out) - 3))
+        extra = rng.integers(0, 256, rng.integers(1, 9), dtype=np.uint8).tobytes()
+        out = bytearray(_recrc(bytes(out[:pos] + extra + out[pos:])))
+    else:
+        raise ValueError(kind)
+    return bytes(out)
+
+
+def _assert_one_line(error: Exception) -> None:
+    message = str(error)
+    assert message and "\n" not in message and len(message) < 300, message
+
+
 def test_fuzzed_files_always_raise_bitstream_error(models, files):
     encoder, head, _ = models
     rng = np.random.default_rng(2024)
     blobs = list(files.values())
     kinds = {"flip": 0, "truncate": 0, "extend": 0}
     for trial in range(1200):
-        blob = bytearray(blobs[trial % len(blobs)])
         kind = ("flip", "truncate", "extend")[trial % 3]
-        if kind == "flip":
-            for pos in rng.choice(len(blob), size=rng.integers(1, 5), replace=False):
-                blob[pos] ^= int(rng.integers(1, 256))
-        elif kind == "truncate":
-            blob = blob[: rng.integers(0, len(blob))]
-        else:
-            blob += rng.integers(0, 256, rng.integers(1, 64), dtype=np.uint8).tobytes()
+        blob = _mutate(blobs[trial % len(blobs)], kind, rng)
         with pytest.raises(codec.BitstreamError) as caught:
-            codec.decompress(bytes(blob), encoder, head)
-        message = str(caught.value)
-        assert message and "\n" not in message and len(message) < 300
+            codec.decompress(blob, encoder, head)
+        _assert_one_line(caught.value)
         kinds[kind] += 1
     assert min(kinds.values()) >= 400
 
@@ -578,29 +573,16 @@ def test_ten_thousand_mutations_never_crash_hang_or_decode_garbage(models, files
     sources = list(files.values())
     outcomes = {"refused": 0, "refused after CRC fix": 0, "valid after CRC fix": 0}
     for trial in range(10_400):
-        blob = bytearray(sources[trial % len(sources)])
-        kind = trial % 4
-        if kind == 0:  # flip 1-4 bytes anywhere
-            for pos in rng.choice(len(blob), size=rng.integers(1, 5), replace=False):
-                blob[pos] ^= int(rng.integers(1, 256))
-        elif kind == 1:  # truncate
-            blob = blob[: rng.integers(0, len(blob))]
-        elif kind == 2:  # flip 1-2 bytes of the header or payload, then fix the CRC
-            for pos in rng.choice(len(blob) - 4, size=rng.integers(1, 3), replace=False):
-                blob[pos] ^= int(rng.integers(1, 256))
-            blob = bytearray(_recrc(bytes(blob)))
-        else:  # random bytes inserted into the payload, CRC fixed
-            pos = int(rng.integers(58, len(blob) - 3))
-            extra = rng.integers(0, 256, rng.integers(1, 9), dtype=np.uint8).tobytes()
-            blob = bytearray(_recrc(bytes(blob[:pos] + extra + blob[pos:])))
+        kind = ("flip", "truncate", "flip+crc", "insert+crc")[trial % 4]
+        blob = _mutate(sources[trial % len(sources)], kind, rng)
+        crc_fixed = kind.endswith("+crc")
         try:
-            images = codec.decompress(bytes(blob), encoder, head)
+            images = codec.decompress(blob, encoder, head)
         except codec.BitstreamError as error:
-            message = str(error)
-            assert message and "\n" not in message and len(message) < 300, message
-            outcomes["refused" if kind < 2 else "refused after CRC fix"] += 1
+            _assert_one_line(error)
+            outcomes["refused after CRC fix" if crc_fixed else "refused"] += 1
             continue
-        assert kind >= 2, f"trial {trial}: a file with a wrong CRC decoded"
+        assert crc_fixed, f"trial {trial}: a file with a wrong CRC decoded"
         assert images.shape[1:] == (8, 8, 1) and len(images) >= 1, trial
         assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1, trial
         outcomes["valid after CRC fix"] += 1

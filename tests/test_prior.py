@@ -138,6 +138,9 @@ def test_select_picks_the_method_prior():
     assert prior.select(metadata, "dithered") is dithered
     with pytest.raises(ValueError, match="no dither-conditional prior"):
         prior.select({"prior": _stored([[0, 1, 2, 65536]])}, "dithered")
+    for method in ("range", "dithered"):
+        with pytest.raises(ValueError, match="has no entropy-coding prior; export it again"):
+            prior.select({"num_levels": 3}, method)
 
 
 def test_lookup_validates_and_lays_out_rows():

@@ -7,51 +7,20 @@ and missing or malformed fields in `assets/rdc.json`.
 """
 
 import json
-import math
 import pathlib
 import shutil
 
 import numpy as np
 import pytest
+from conftest import untrained_digits_export
 
-from rdc_keras import export, networks, runs, serving
-from rdc_keras.files import write_json
+from rdc_keras import serving
 
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory) -> pathlib.Path:
     """An export of an untrained digits encoder (d=3, L=3) with one head."""
-    root = tmp_path_factory.mktemp("serving")
-    encoder = networks.encoder("digits", 3)
-    fingerprint = runs.encoder_fingerprint(encoder, 3, 1.0)
-    runs.save_network(
-        root / "run" / "encoder",
-        encoder,
-        {
-            "kind": "encoder",
-            "preset": "digits",
-            "latent_dim": 3,
-            "num_levels": 3,
-            "temperature": 1.0,
-            "image_shape": [8, 8, 1],
-            "fingerprint": fingerprint,
-            "rate_bits": 3 * math.log2(3),
-        },
-    )
-    head_dir = root / "run" / "heads" / "h"
-    runs.save_network(
-        head_dir / "decoder",
-        networks.decoder("digits", 3),
-        {"kind": "decoder", "preset": "digits", "latent_dim": 3},
-    )
-    write_json(
-        head_dir / "head.json",
-        {"name": "h", "encoder_fingerprint": fingerprint, "lambda_d": 1.0, "lambda_c": 0.0},
-    )
-    export.export_run(
-        root / "run", root / "saved_models", "digits", prior_dataset="digits", verbose=0
-    )
-    return root / "saved_models" / "digits"
+    return untrained_digits_export(tmp_path_factory.mktemp("serving"), "digits")
 
 
 def _copy(export_dir: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from rdc_keras.errors import meaningful_line
+
 __all__ = [
     "UserError",
     "fail",
@@ -33,20 +35,6 @@ def fail(message: str, program: str | None = None) -> NoReturn:
     program = program or pathlib.Path(sys.argv[0]).name or "rdc"
     print(f"{program}: error: {meaningful_line(message)}", file=sys.stderr)
     sys.exit(2)
-
-
-def meaningful_line(message: object) -> str:
-    """The line of an error message that says what went wrong.
-
-    Usually the first line; an error raised inside a `tf.function` starts with "in user code:"
-    and a stack of frames, and its last line is the error itself.
-    """
-    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
-    if not lines:
-        return "failed"
-    if lines[0].rstrip(":") == "in user code" and len(lines) > 1:
-        return lines[-1]
-    return lines[0]
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -85,7 +73,8 @@ def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]
 
     Expected failures are bad input and a hostile environment: `UserError`/`ValueError` (the
     library raises these, naming the path or flag, for bad flags, damaged files, SavedModels
-    and metadata) and `OSError` (a path that cannot be read or written, a full disk).
+    and metadata), `OSError` (a path that cannot be read or written, a full disk) and the
+    tf.errors of `_TF_ENVIRONMENT_ERRORS`.
     Anything else is a bug and keeps its traceback; RDC_TRACEBACK=1 shows one for these too.
     """
 
@@ -94,23 +83,24 @@ def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]
             fail(f"unexpected positional arguments: {' '.join(argv[1:])}")
         try:
             return main(argv)
-        except (UserError, ValueError) as error:
-            if os.environ.get("RDC_TRACEBACK"):
-                raise
-            fail(str(error))
-        except OSError as error:
-            if os.environ.get("RDC_TRACEBACK"):
-                raise
-            fail(os_error_line(error))
         except Exception as error:
-            # TensorFlow's writers report a refused permission or a full disk as tf.errors.
-            if type(error).__name__ not in _TF_ENVIRONMENT_ERRORS or os.environ.get(
-                "RDC_TRACEBACK"
-            ):
+            line = _expected_failure(error)
+            if line is None or os.environ.get("RDC_TRACEBACK"):
                 raise
-            fail(getattr(error, "message", None) or str(error))
+            fail(line)
 
     return wrapped
+
+
+def _expected_failure(error: Exception) -> str | None:
+    """The message of an expected failure (see `main_wrapper`), None for a bug."""
+    if isinstance(error, ValueError):  # UserError included
+        return str(error)
+    if isinstance(error, OSError):
+        return os_error_line(error)
+    if type(error).__name__ in _TF_ENVIRONMENT_ERRORS:
+        return getattr(error, "message", None) or str(error)
+    return None
 
 
 def number_list(values: list[str] | None, kind: Callable[[str], Any], name: str) -> tuple | None:
