@@ -1,6 +1,23 @@
 # rdc_keras developer commands. `make test` and `make demo` bootstrap .venv on first use.
+# PYTHON may be a command on PATH or a path to an interpreter (make test PYTHON=python3.12).
 PYTHON ?= python3.11
-VENV ?= .venv
+PYVERSION = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYVER := $(call PYVERSION,$(PYTHON))
+# A pyenv shim refuses a version that `pyenv global` does not list: use that version's interpreter.
+PYTHON_ASKED := $(PYTHON)
+ifeq ($(PYVER),)
+override PYTHON := $(lastword $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(subst python,,$(notdir \
+	$(PYTHON)))*/bin/$(notdir $(PYTHON))))
+PYVER := $(if $(PYTHON),$(call PYVERSION,$(PYTHON)))
+endif
+ifeq ($(PYVER),)
+$(error PYTHON=$(PYTHON_ASKED) does not run; give a Python 3.11 or 3.12 interpreter)
+endif
+ifeq ($(filter 3.11 3.12,$(PYVER)),)
+$(error PYTHON=$(PYTHON_ASKED) is Python $(PYVER); rdc_keras supports 3.11 and 3.12 (README))
+endif
+# One virtual environment per Python version: .venv (3.11, the default) and .venv-3.12.
+VENV ?= $(if $(filter 3.11,$(PYVER)),.venv,.venv-$(PYVER))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rdc_keras-installed
 DEMO_DIR ?= runs/demo

@@ -32,6 +32,7 @@ from typing import Any
 
 from rdc_keras import runs
 from rdc_keras.files import atomic_write, read_json
+from rdc_keras.tfkeras import keras
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -268,13 +269,12 @@ def untrained_classifier(
     whose weights do not change a timing); a recording that needs a real judge trains one with
     `rdc_keras.trainers.classifier.train_reference_classifier`.
     """
-    import tensorflow as tf
 
     from rdc_keras import networks
 
     directory = pathlib.Path(directory)
     if not runs.is_saved_network(directory):
-        tf.keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(seed)
         runs.save_classifier(directory, networks.classifier(preset), preset, untrained=True)
     return directory
 
@@ -408,22 +408,21 @@ def layer_flops(model: Any) -> list[LayerFlops]:
       TypeError: a layer type with a kernel that this counter does not know (so nothing is
         silently left out).
     """
-    import tensorflow as tf
 
     out = []
     for layer in _iter_layers(model):
-        if isinstance(layer, tf.keras.layers.Conv2DTranspose):  # subclass of Conv2D: first
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # subclass of Conv2D: first
             in_h, in_w, in_c = _shape(layer.input_shape)
             k_h, k_w = layer.kernel_size
             flops = 2 * in_h * in_w * in_c * k_h * k_w * layer.filters
             kind = "conv2d_transpose"
-        elif isinstance(layer, tf.keras.layers.Conv2D):
+        elif isinstance(layer, keras.layers.Conv2D):
             in_c = _shape(layer.input_shape)[-1]
             out_h, out_w, out_c = _shape(layer.output_shape)
             k_h, k_w = layer.kernel_size
             flops = 2 * out_h * out_w * out_c * k_h * k_w * in_c // layer.groups
             kind = "conv2d"
-        elif isinstance(layer, tf.keras.layers.Dense):
+        elif isinstance(layer, keras.layers.Dense):
             in_shape = _shape(layer.input_shape)
             positions = math.prod(in_shape[:-1])
             flops = 2 * positions * in_shape[-1] * layer.units

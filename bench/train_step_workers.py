@@ -229,9 +229,9 @@ class TFWorker(Worker):
 
     def _phase1_trainer(self, schedule: str, precision: str, jit: bool) -> Any:
         """The phase-1 trainer (joint: with a joint classifier), built under `precision`."""
+        from rdc_keras.tfkeras import keras
         from rdc_keras.trainers.build import build_trainer
 
-        tf = self.tf
         joint = schedule == "joint"
         config = _config(
             lambda_c=LAMBDA_C if joint else 0.0,
@@ -241,13 +241,13 @@ class TFWorker(Worker):
             mixed_precision=precision,
             jit_compile=jit,
         )
-        tf.keras.utils.set_random_seed(SEED)
-        previous = tf.keras.mixed_precision.global_policy()
-        tf.keras.mixed_precision.set_global_policy(precision)  # as runner.train_run does
+        keras.utils.set_random_seed(SEED)
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(precision)  # as runner.train_run does
         try:
             return build_trainer(config, None)
         finally:
-            tf.keras.mixed_precision.set_global_policy(previous)
+            keras.mixed_precision.set_global_policy(previous)
 
     def _phase1_step(self, schedule: str, precision: str, jit: bool, feed: str) -> Contender:
         tf = self.tf
@@ -269,10 +269,11 @@ class TFWorker(Worker):
     def _rdc_step(self, frozen: bool) -> Contender:
         """The study's step: lambda_p = 0, lambda_c = 0.015, frozen pretrained classifier."""
         from rdc_keras import networks
+        from rdc_keras.tfkeras import keras
         from rdc_keras.trainers.build import build_trainer
 
         config = _config(lambda_c=LAMBDA_C, classifier_mode="pretrained")
-        self.tf.keras.utils.set_random_seed(SEED)
+        keras.utils.set_random_seed(SEED)
         encoder = networks.encoder("mnist", LATENT_DIM) if frozen else None
         trainer = build_trainer(config, networks.classifier("mnist"), encoder=encoder)
         fn = self.tf.function(trainer.train_step)

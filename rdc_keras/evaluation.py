@@ -36,6 +36,7 @@ from rdc_keras import data, losses, runs
 from rdc_keras.layers import UniversalQuantizer, image_seeds, rate_bits
 from rdc_keras.realism import check_images as _check_images
 from rdc_keras.realism import frechet_distance, judge_features, judge_split, w1_estimate
+from rdc_keras.tfkeras import keras
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -76,8 +77,8 @@ def _arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reconstruct(
-    encoder: tf.keras.Model,
-    head: tf.keras.Model,
+    encoder: keras.Model,
+    head: keras.Model,
     images: np.ndarray,
     num_levels: int,
     seed: int = 0,
@@ -114,10 +115,10 @@ def reconstruct(
 
 
 def evaluate(
-    encoder: tf.keras.Model,
-    head: tf.keras.Model,
+    encoder: keras.Model,
+    head: keras.Model,
     dataset: Any,
-    reference_classifier: tf.keras.Model,
+    reference_classifier: keras.Model,
     *,
     num_levels: int,
     seed: int = 0,

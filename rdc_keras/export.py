@@ -71,6 +71,7 @@ from rdc_keras.serving import (
     rest_request,
     saved_model_ops,
 )
+from rdc_keras.tfkeras import keras
 
 __all__ = [
     "DITHER_CONVENTION",
@@ -143,7 +144,7 @@ class _ServingModule(tf.Module):
     def __init__(
         self,
         kind: str,
-        model: tf.keras.Model,
+        model: keras.Model,
         num_levels: int,
         latent_dim: int,
         image_shape: Sequence[int],
@@ -217,11 +218,11 @@ def _publish(staged: list[tuple[pathlib.Path, pathlib.Path]], version: int, verb
 class _Networks:
     """The loaded encoder and heads of one export, heads checked against the encoder."""
 
-    encoder: tf.keras.Model
+    encoder: keras.Model
     description: dict[str, Any]  # the encoder's network.json (fingerprint, L, d, preset, ...)
     path: pathlib.Path  # the encoder directory
     # head name -> (decoder, head.json, head directory)
-    heads: dict[str, tuple[tf.keras.Model, dict[str, Any], pathlib.Path]]
+    heads: dict[str, tuple[keras.Model, dict[str, Any], pathlib.Path]]
     run_config: dict[str, Any]  # the encoder run's config.json "config" ({} when there is none)
 
     @property
@@ -273,7 +274,7 @@ def _collect(
 def _load_networks(encoder_path: pathlib.Path, heads: Sequence[runs.Head]) -> _Networks:
     """Loads the encoder (fingerprint checked) and every head; refuses another encoder's head."""
     encoder, description = runs.load_encoder(encoder_path)
-    loaded: dict[str, tuple[tf.keras.Model, dict[str, Any], pathlib.Path]] = {}
+    loaded: dict[str, tuple[keras.Model, dict[str, Any], pathlib.Path]] = {}
     for head in heads:
         decoder, record = head.load(description)  # refuses another encoder's head
         head_name = _check_name(record.get("name") or head.path.name, "head name")

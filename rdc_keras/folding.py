@@ -11,14 +11,15 @@ are folded (`rdc_keras.export`), so serving skips that pass. Training keeps the 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+
+from rdc_keras.tfkeras import keras
 
 __all__ = ["fold_batch_norm"]
 
-_LINEAR = (tf.keras.layers.Dense, tf.keras.layers.Conv2D, tf.keras.layers.Conv2DTranspose)
+_LINEAR = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.Conv2DTranspose)
 
 
-def _chain(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+def _chain(model: keras.Model) -> list[keras.layers.Layer]:
     """The layers of a single-input, single-output chain (each consumes the previous one)."""
     config = model.get_config()
     layers = config.get("layers", [])
@@ -36,8 +37,8 @@ def _chain(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     return [model.get_layer(name) for name in names]
 
 
-def _foldable(layer: tf.keras.layers.Layer, norm: tf.keras.layers.Layer) -> bool:
-    if not isinstance(layer, _LINEAR) or not isinstance(norm, tf.keras.layers.BatchNormalization):
+def _foldable(layer: keras.layers.Layer, norm: keras.layers.Layer) -> bool:
+    if not isinstance(layer, _LINEAR) or not isinstance(norm, keras.layers.BatchNormalization):
         return False
     axis = list(norm.axis) if isinstance(norm.axis, (list, tuple)) else [norm.axis]
     rank = len(layer.output_shape)
@@ -45,11 +46,11 @@ def _foldable(layer: tf.keras.layers.Layer, norm: tf.keras.layers.Layer) -> bool
 
 
 def _folded_weights(
-    layer: tf.keras.layers.Layer, norm: tf.keras.layers.BatchNormalization
+    layer: keras.layers.Layer, norm: keras.layers.BatchNormalization
 ) -> list[np.ndarray]:
     """(kernel, bias) of `layer` followed by `norm` at inference, computed in float64."""
     kernel = layer.kernel.numpy().astype(np.float64)
-    channels = 2 if isinstance(layer, tf.keras.layers.Conv2DTranspose) else -1  # (k, k, out, in)
+    channels = 2 if isinstance(layer, keras.layers.Conv2DTranspose) else -1  # (k, k, out, in)
     units = kernel.shape[channels]
     bias = layer.bias.numpy().astype(np.float64) if layer.use_bias else np.zeros(units)
     gamma = norm.gamma.numpy().astype(np.float64) if norm.scale else np.ones(units)
@@ -64,7 +65,7 @@ def _folded_weights(
     return [folded_kernel.astype(dtype), folded_bias.astype(dtype)]
 
 
-def fold_batch_norm(model: tf.keras.Model) -> tf.keras.Model:
+def fold_batch_norm(model: keras.Model) -> keras.Model:
     """A copy of `model` for inference with every BatchNorm that follows a Dense/Conv2D/
     Conv2DTranspose folded into that layer (same outputs up to float rounding).
 
@@ -75,7 +76,7 @@ def fold_batch_norm(model: tf.keras.Model) -> tf.keras.Model:
       ValueError: the model is not a single chain of layers.
     """
     layers = _chain(model)
-    inputs = tf.keras.Input(
+    inputs = keras.Input(
         shape=model.input_shape[1:], dtype=model.inputs[0].dtype, name=layers[0].name
     )
     x = inputs
@@ -94,4 +95,4 @@ def fold_batch_norm(model: tf.keras.Model) -> tf.keras.Model:
         copy = layer.__class__.from_config(config)
         x = copy(x)
         copy.set_weights(weights)
-    return tf.keras.Model(inputs, x, name=model.name)
+    return keras.Model(inputs, x, name=model.name)

@@ -16,11 +16,12 @@ Presets (reference-code digest §1):
 PyTorch conventions are reproduced where Keras differs: LeakyReLU slope 0.01, BatchNorm momentum
 0.9 (PyTorch 0.1) and epsilon 1e-5, and PyTorch's default layer initialisation U(±1/√fan_in) for
 kernels and biases (see :func:`torch_kernel_initializer`). Only stock Keras layers and initialisers
-are used, so saved models load with ``tf.keras.models.load_model`` and no ``custom_objects``.
+are used, plus one registered activation (:func:`portable_sigmoid`, the image output), so saved
+models load with ``keras.models.load_model`` and no ``custom_objects``.
 
 Outputs that feed losses (tanh latents, sigmoid images, critic scores, classifier logits) are
 float32 ``Activation`` layers, so the models are safe under ``mixed_float16``/``mixed_bfloat16``.
-Weights are random at build time: call ``tf.keras.utils.set_random_seed`` first for reproducible
+Weights are random at build time: call ``keras.utils.set_random_seed`` first for reproducible
 initial weights.
 """
 
@@ -28,10 +29,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import tensorflow as tf
 
 from rdc_keras.layers.convolution import TapsConv2DTranspose
+from rdc_keras.tfkeras import keras
 
 __all__ = [
     "BATCH_NORM_EPSILON",
@@ -97,7 +100,7 @@ def image_shape(preset: str) -> tuple[int, int, int]:
 # PyTorch-default initialisers and layer helpers
 
 
-def torch_kernel_initializer() -> tf.keras.initializers.Initializer:
+def torch_kernel_initializer() -> keras.initializers.Initializer:
     """Returns PyTorch's default kernel init, kaiming-uniform(a=√5) = U(±1/√fan_in).
 
     VarianceScaling(scale=1/3, fan_in, uniform) has limit √(3·scale/fan_in) = 1/√fan_in. Keras
@@ -106,29 +109,29 @@ def torch_kernel_initializer() -> tf.keras.initializers.Initializer:
     initialiser fits Dense, Conv2D and Conv2DTranspose.
     A fresh instance is returned per layer (Keras warns when one unseeded instance is reused).
     """
-    return tf.keras.initializers.VarianceScaling(
+    return keras.initializers.VarianceScaling(
         scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
     )
 
 
-def torch_bias_initializer(fan_in: int) -> tf.keras.initializers.Initializer:
+def torch_bias_initializer(fan_in: int) -> keras.initializers.Initializer:
     """Returns PyTorch's default bias init U(±1/√fan_in) (the bias shape cannot give fan_in)."""
     if fan_in < 1:
         raise ValueError(f"fan_in must be >= 1, got {fan_in}")
     bound = 1.0 / math.sqrt(fan_in)
-    return tf.keras.initializers.RandomUniform(minval=-bound, maxval=bound)
+    return keras.initializers.RandomUniform(minval=-bound, maxval=bound)
 
 
-def _kaiming_normal() -> tf.keras.initializers.Initializer:
+def _kaiming_normal() -> keras.initializers.Initializer:
     """PyTorch ``kaiming_normal_`` (fan_in, ReLU gain √2, not truncated), used by ResNet-20."""
-    return tf.keras.initializers.VarianceScaling(
+    return keras.initializers.VarianceScaling(
         scale=2.0, mode="fan_in", distribution="untruncated_normal"
     )
 
 
 def _dense(x: tf.Tensor, units: int, name: str) -> tf.Tensor:
     fan_in = int(x.shape[-1])
-    return tf.keras.layers.Dense(
+    return keras.layers.Dense(
         units,
         kernel_initializer=torch_kernel_initializer(),
         bias_initializer=torch_bias_initializer(fan_in),
@@ -141,9 +144,9 @@ def _conv(
 ) -> tf.Tensor:
     """PyTorch ``Conv2d(k, s, p)`` as ZeroPadding2D(p) + 'valid' ('same' pads asymmetrically)."""
     if padding:
-        x = tf.keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+        x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
     fan_in = int(x.shape[-1]) * kernel_size * kernel_size
-    return tf.keras.layers.Conv2D(
+    return keras.layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
@@ -175,18 +178,32 @@ def _conv_transpose(
 
 
 def _batch_norm(x: tf.Tensor, name: str) -> tf.Tensor:
-    return tf.keras.layers.BatchNormalization(
+    return keras.layers.BatchNormalization(
         momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name
     )(x)
 
 
 def _leaky_relu(x: tf.Tensor, name: str) -> tf.Tensor:
-    return tf.keras.layers.LeakyReLU(alpha=LEAKY_RELU_SLOPE, name=name)(x)
+    return keras.layers.LeakyReLU(alpha=LEAKY_RELU_SLOPE, name=name)(x)
 
 
-def _float32_activation(x: tf.Tensor, activation: str, name: str) -> tf.Tensor:
+@keras.utils.register_keras_serializable(package="rdc_keras")
+def portable_sigmoid(x: tf.Tensor) -> tf.Tensor:
+    """The logistic sigmoid as 0.5·tanh(x/2) + 0.5: the same float32 bits on every stack.
+
+    TensorFlow's fused Sigmoid kernel changed between 2.14 and 2.17 (measured up to 6 ulp apart
+    on the same inputs and CPU) while Tanh, Mul and Add did not, so with this form an image
+    decoded from one bitstream is bit-identical on both supported stacks (tests/test_stacks.py).
+    Equal to σ(x) in exact arithmetic, with gradient σ(1 − σ), finite for every x. In float32 it
+    is exactly 0 (gradient 0) below x ≈ −15.8, where σ < 2e-7: absolute errors of value and
+    gradient stay below 2e-7 (tf.sigmoid: 9e-8), far below one 8-bit pixel level (4e-3).
+    """
+    return 0.5 * tf.tanh(0.5 * x) + 0.5
+
+
+def _float32_activation(x: tf.Tensor, activation: Any, name: str) -> tf.Tensor:
     """Final activation in float32 whatever the global policy (Keras mixed-precision guide)."""
-    return tf.keras.layers.Activation(activation, dtype="float32", name=name)(x)
+    return keras.layers.Activation(activation, dtype="float32", name=name)(x)
 
 
 def _dense_bn_lrelu(x: tf.Tensor, units: int, name: str) -> tf.Tensor:
@@ -201,7 +218,7 @@ def _dense_bn_lrelu(x: tf.Tensor, units: int, name: str) -> tf.Tensor:
 
 def _mlp_encoder(images: tf.Tensor, widths: tuple[int, ...], latent_dim: int) -> tf.Tensor:
     """Linear+BN+LReLU stack, then Linear→d, BN1d(d), tanh (uRDP EncoderMNIST, digest §1.1)."""
-    x = tf.keras.layers.Flatten(name="flatten")(images)
+    x = keras.layers.Flatten(name="flatten")(images)
     for i, units in enumerate(widths, start=1):
         x = _dense_bn_lrelu(x, units, f"block{i}")
     x = _dense(x, latent_dim, "latent_dense")
@@ -217,7 +234,7 @@ def _conv_stack(x: tf.Tensor, widths: tuple[int, ...]) -> tf.Tensor:
     return x
 
 
-def encoder(preset: str, latent_dim: int) -> tf.keras.Model:
+def encoder(preset: str, latent_dim: int) -> keras.Model:
     """Builds the encoder f: image in [0, 1] -> (-1, 1)^latent_dim (tanh output, float32).
 
     Args:
@@ -229,17 +246,17 @@ def encoder(preset: str, latent_dim: int) -> tf.keras.Model:
     """
     preset = _check_preset(preset)
     latent_dim = _check_latent_dim(latent_dim)
-    images = tf.keras.Input(shape=_IMAGE_SHAPES[preset], name="images")
+    images = keras.Input(shape=_IMAGE_SHAPES[preset], name="images")
     if preset == "mnist":
         latents = _mlp_encoder(images, (512, 256, 128, 128), latent_dim)
     elif preset == "digits":
         latents = _mlp_encoder(images, (64, 32), latent_dim)
     else:  # svhn: conv 64-128-256, Linear 4096 -> d, tanh; no BatchNorm (digest §1.2).
         x = _conv_stack(images, (64, 128, 256))
-        x = tf.keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
         x = _dense(x, latent_dim, "latent_dense")
         latents = _float32_activation(x, "tanh", "latents")
-    return tf.keras.Model(images, latents, name="encoder")
+    return keras.Model(images, latents, name="encoder")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,17 +275,17 @@ def _conv_decoder(
     """
     x = _dense_bn_lrelu(latents, 128, "block1")
     x = _dense_bn_lrelu(x, 512, "block2")
-    x = tf.keras.layers.Reshape((4, 4, 32), name="reshape")(x)
+    x = keras.layers.Reshape((4, 4, 32), name="reshape")(x)
     for i, (filters, kernel_size, strides) in enumerate(hidden, start=1):
         x = _conv_transpose(x, filters, kernel_size, strides, f"deconv{i}")
         x = _batch_norm(x, f"deconv{i}_bn")
         x = _leaky_relu(x, f"deconv{i}_lrelu")
     filters, kernel_size, strides = output
     x = _conv_transpose(x, filters, kernel_size, strides, "deconv_out")
-    return _float32_activation(x, "sigmoid", "images")
+    return _float32_activation(x, portable_sigmoid, "images")
 
 
-def decoder(preset: str, latent_dim: int) -> tf.keras.Model:
+def decoder(preset: str, latent_dim: int) -> keras.Model:
     """Builds the decoder g: dequantized latent (center - dither) in R^d -> image in [0, 1].
 
     Args:
@@ -281,7 +298,7 @@ def decoder(preset: str, latent_dim: int) -> tf.keras.Model:
     """
     preset = _check_preset(preset)
     latent_dim = _check_latent_dim(latent_dim)
-    latents = tf.keras.Input(shape=(latent_dim,), name="latents")
+    latents = keras.Input(shape=(latent_dim,), name="latents")
     if preset == "mnist":  # 4 -> 11 -> 25 -> 28 (digest §1.1)
         images = _conv_decoder(latents, ((64, 5, 2), (128, 5, 2)), (1, 4, 1))
     elif preset == "svhn":  # 4 -> 11 -> 25 -> 29 -> 32 (digest §1.2)
@@ -291,16 +308,16 @@ def decoder(preset: str, latent_dim: int) -> tf.keras.Model:
         x = _dense_bn_lrelu(x, 64, "block2")
         x = _dense(x, 64, "dense_out")
         # Reshape before the float32 activation: a mixed-policy Reshape would cast back to 16 bits.
-        x = tf.keras.layers.Reshape(_IMAGE_SHAPES["digits"], name="reshape")(x)
-        images = _float32_activation(x, "sigmoid", "images")
-    return tf.keras.Model(latents, images, name="decoder")
+        x = keras.layers.Reshape(_IMAGE_SHAPES["digits"], name="reshape")(x)
+        images = _float32_activation(x, portable_sigmoid, "images")
+    return keras.Model(latents, images, name="decoder")
 
 
 # --------------------------------------------------------------------------------------------------
 # Critics
 
 
-def critic(preset: str) -> tf.keras.Model:
+def critic(preset: str) -> keras.Model:
     """Builds the WGAN-GP critic h: image -> unbounded score (linear, float32), no normalisation.
 
     No BatchNorm anywhere, so per-example input gradients (gradient penalty) are well defined.
@@ -309,17 +326,17 @@ def critic(preset: str) -> tf.keras.Model:
       An uncompiled Functional model named "critic" mapping [N, H, W, C] to [N, 1].
     """
     preset = _check_preset(preset)
-    images = tf.keras.Input(shape=_IMAGE_SHAPES[preset], name="images")
+    images = keras.Input(shape=_IMAGE_SHAPES[preset], name="images")
     if preset == "digits":
-        x = tf.keras.layers.Flatten(name="flatten")(images)
+        x = keras.layers.Flatten(name="flatten")(images)
         x = _leaky_relu(_dense(x, 64, "dense1"), "dense1_lrelu")
         x = _leaky_relu(_dense(x, 32, "dense2"), "dense2_lrelu")
     else:  # mnist 28→14→7→4, svhn 32→16→8→4: 4x4x256 = 4096 features (digest §1.1-1.2)
         x = _conv_stack(images, (64, 128, 256))
-        x = tf.keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
     x = _dense(x, 1, "score_dense")
     scores = _float32_activation(x, "linear", "scores")
-    return tf.keras.Model(images, scores, name="critic")
+    return keras.Model(images, scores, name="critic")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,9 +350,9 @@ def _resnet_conv(
     pad = (kernel_size - 1) // 2
     padding = "same"
     if strides > 1 and pad:
-        x = tf.keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+        x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
         padding = "valid"
-    return tf.keras.layers.Conv2D(
+    return keras.layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
@@ -351,26 +368,26 @@ def _basic_block(x: tf.Tensor, filters: int, strides: int, name: str) -> tf.Tens
     shortcut = x
     y = _resnet_conv(x, filters, 3, strides, f"{name}_conv1")
     y = _batch_norm(y, f"{name}_bn1")
-    y = tf.keras.layers.ReLU(name=f"{name}_relu1")(y)
+    y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = _resnet_conv(y, filters, 3, 1, f"{name}_conv2")
     y = _batch_norm(y, f"{name}_bn2")
     if strides != 1 or int(x.shape[-1]) != filters:
         shortcut = _resnet_conv(x, filters, 1, strides, f"{name}_proj")
         shortcut = _batch_norm(shortcut, f"{name}_proj_bn")
-    y = tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
-    return tf.keras.layers.ReLU(name=f"{name}_relu2")(y)
+    y = keras.layers.Add(name=f"{name}_add")([y, shortcut])
+    return keras.layers.ReLU(name=f"{name}_relu2")(y)
 
 
 def _resnet20(images: tf.Tensor) -> tf.Tensor:
     """ResNet-20 (He et al. 2016, CIFAR variant, option-B shortcuts): 272,474 parameters."""
     x = _resnet_conv(images, 16, 3, 1, "stem_conv")
     x = _batch_norm(x, "stem_bn")
-    x = tf.keras.layers.ReLU(name="stem_relu")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate((16, 32, 64), start=1):
         for block in range(3):
             strides = 2 if stage > 1 and block == 0 else 1
             x = _basic_block(x, filters, strides, f"stage{stage}_block{block + 1}")
-    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return _dense(x, NUM_CLASSES, "logits_dense")
 
 
@@ -381,15 +398,15 @@ def _small_cnn(
     x = images
     for i in (1, 2):
         x = _conv(x, filters, kernel_size, 1, padding, f"conv{i}")
-        x = tf.keras.layers.ReLU(name=f"conv{i}_relu")(x)
-        x = tf.keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    x = tf.keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.ReLU(name=f"conv{i}_relu")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
     x = _dense(x, units, "dense1")
-    x = tf.keras.layers.ReLU(name="dense1_relu")(x)
+    x = keras.layers.ReLU(name="dense1_relu")(x)
     return _dense(x, NUM_CLASSES, "logits_dense")
 
 
-def classifier(preset: str) -> tf.keras.Model:
+def classifier(preset: str) -> keras.Model:
     """Builds the reference classifier c: image -> 10 logits (no softmax, float32).
 
     mnist: the paper's CNN (Conv10-k5, ReLU, MaxPool2, Conv10-k5, ReLU, MaxPool2, FC100, FC10;
@@ -401,7 +418,7 @@ def classifier(preset: str) -> tf.keras.Model:
       An uncompiled Functional model named "classifier" mapping [N, H, W, C] to [N, 10] logits.
     """
     preset = _check_preset(preset)
-    images = tf.keras.Input(shape=_IMAGE_SHAPES[preset], name="images")
+    images = keras.Input(shape=_IMAGE_SHAPES[preset], name="images")
     if preset == "mnist":  # 28 -> 24 -> 12 -> 8 -> 4: 160 features
         x = _small_cnn(images, filters=10, kernel_size=5, padding=0, units=100)
     elif preset == "digits":  # 8 -> 8 -> 4 -> 4 -> 2: 64 features
@@ -409,4 +426,4 @@ def classifier(preset: str) -> tf.keras.Model:
     else:
         x = _resnet20(images)
     logits = _float32_activation(x, "linear", "logits")
-    return tf.keras.Model(images, logits, name="classifier")
+    return keras.Model(images, logits, name="classifier")

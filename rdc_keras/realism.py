@@ -22,6 +22,7 @@ import scipy.linalg
 import tensorflow as tf
 
 from rdc_keras import losses, networks
+from rdc_keras.tfkeras import keras
 
 __all__ = ["check_images", "frechet_distance", "judge_features", "judge_split", "w1_estimate"]
 
@@ -51,7 +52,7 @@ def judge_split(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _critic_step(
-    critic: tf.keras.Model, optimizer: tf.keras.optimizers.Optimizer, gp_weight: float
+    critic: keras.Model, optimizer: keras.optimizers.Optimizer, gp_weight: float
 ) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], None]:
     """One WGAN-GP update of `critic` on (real x, fake x_hat, epsilon); the only training path."""
 
@@ -98,9 +99,9 @@ def w1_estimate(
         raise ValueError(f"w1_estimate: steps={steps} and batch_size={batch_size} must be >= 1")
     train_idx, score_idx = judge_split(len(real), seed)
     real_train, fake_train = real[train_idx], fake[train_idx]
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     critic = networks.critic(preset)
-    optimizer = tf.keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9)
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9)
     step = _critic_step(critic, optimizer, gp_weight)
     rng = np.random.default_rng([seed, 1])  # the minibatch stream, apart from the split's
 
@@ -116,7 +117,7 @@ def w1_estimate(
 
 
 def judge_features(
-    classifier: tf.keras.Model, images: np.ndarray, batch_size: int = 500
+    classifier: keras.Model, images: np.ndarray, batch_size: int = 500
 ) -> np.ndarray:
     """The reference classifier's penultimate-layer features: float64 [N, F].
 
@@ -131,7 +132,7 @@ def judge_features(
         raise ValueError(
             f"judge_features: the reference classifier has no layer named {FEATURE_LAYER!r}"
         ) from None
-    features = tf.keras.Model(classifier.inputs, layer.input, name="judge_features")
+    features = keras.Model(classifier.inputs, layer.input, name="judge_features")
     out = features.predict(images, batch_size=batch_size, verbose=0)
     return np.asarray(out).astype(np.float64).reshape(len(images), -1)
 

@@ -74,7 +74,7 @@ def save_network(directory: str | os.PathLike, model: Any, description: dict[str
 
     Args:
       directory: destination; replaced as a whole if it exists.
-      model: a built `tf.keras.Model`.
+      model: a built `keras.Model`.
       description: JSON-serializable dict; must hold "kind" and "preset" (see `load_network`).
     """
     for key in ("kind", "preset"):
@@ -386,9 +386,12 @@ def environment() -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
+    from rdc_keras.tfkeras import keras_version
+
     return {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
+        "keras": keras_version(),
         "numpy": np.__version__,
         "machine": platform.machine(),
         "processor": cpu_model(),

@@ -48,6 +48,7 @@ RULES = [
     Rule("prior-numpy-only", ".prior", TF, transitive=True),
     Rule("readers-not-trainers", ".evaluation .realism .runs .serving", ".trainers", True),
     Rule("report-without-tensorflow", ".study_report .tradeoff .files .errors .packing", TF, True),
+    Rule("keras-only-in-tfkeras", ". !.tfkeras", "keras tf_keras", transitive=False),
 ]
 
 
@@ -292,6 +293,26 @@ def test_the_parser_sees_the_whole_package():
     assert sum(len(deps) for deps in graph.internal.values()) >= 30
     assert "rdc_keras.layers.quantization" in graph.internal["rdc_keras.layers"]
     assert "tensorflow" in graph.external["rdc_keras.layers.quantization"]
+
+
+def test_keras_is_named_in_one_module():
+    """`tf.keras` is Keras 3 on TF >= 2.16: all other code takes Keras from rdc_keras.tfkeras."""
+    needle = "tf" + ".keras"
+    # tfkeras owns the choice; its test and this one name tf.keras on purpose.
+    owners = (
+        PACKAGE_DIR / "tfkeras.py",
+        pathlib.Path(__file__).resolve(),
+        REPO_ROOT / "tests" / "test_tfkeras.py",
+    )
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for folder in ("rdc_keras", "tests", "bench", "examples")
+        for path in sorted((REPO_ROOT / folder).rglob("*"))
+        if path.suffix in (".py", ".ipynb") and path not in owners
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if needle in line.replace("rdc_keras.tfkeras", "")
+    ]
+    assert not offenders, f"use `from rdc_keras.tfkeras import keras` at {offenders}"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from rdc_keras import networks
+from rdc_keras.tfkeras import keras
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # bench/ is not part of the installed package
@@ -79,13 +79,13 @@ def test_write_and_read_results_round_trip(tmp_path):
 
 
 def _small_model():
-    images = tf.keras.Input((6, 6, 2))
-    x = tf.keras.layers.Conv2D(3, 3, name="conv")(images)  # -> 4x4x3
-    x = tf.keras.layers.BatchNormalization(name="bn")(x)  # not counted
-    x = tf.keras.layers.Conv2DTranspose(2, 2, strides=2, name="deconv")(x)  # -> 8x8x2
-    x = tf.keras.layers.Flatten()(x)
-    x = tf.keras.layers.Dense(5, name="dense")(x)
-    return tf.keras.Model(images, x, name="small")
+    images = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(3, 3, name="conv")(images)  # -> 4x4x3
+    x = keras.layers.BatchNormalization(name="bn")(x)  # not counted
+    x = keras.layers.Conv2DTranspose(2, 2, strides=2, name="deconv")(x)  # -> 8x8x2
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(5, name="dense")(x)
+    return keras.Model(images, x, name="small")
 
 
 def test_layer_flops_against_hand_count():
@@ -102,14 +102,14 @@ def test_layer_flops_against_hand_count():
 
 
 def test_dense_on_a_sequence_counts_every_position():
-    inputs = tf.keras.Input((4, 7))
-    model = tf.keras.Model(inputs, tf.keras.layers.Dense(3)(inputs))
+    inputs = keras.Input((4, 7))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
     assert common.model_flops(model).forward == 2 * 4 * 7 * 3
 
 
 def test_unknown_kernel_layer_is_refused():
-    inputs = tf.keras.Input((10, 2))
-    model = tf.keras.Model(inputs, tf.keras.layers.Conv1D(2, 3, name="c1")(inputs))
+    inputs = keras.Input((10, 2))
+    model = keras.Model(inputs, keras.layers.Conv1D(2, 3, name="c1")(inputs))
     with pytest.raises(TypeError, match="c1"):
         common.layer_flops(model)
 

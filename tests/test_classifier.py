@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from rdc_keras import config, data, files, runs
+from rdc_keras.tfkeras import keras
 from rdc_keras.trainers import classifier as classifier_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -106,14 +107,14 @@ def test_reference_classifier_is_float32_whatever_the_callers_policy(tmp_path, m
         return model
 
     monkeypatch.setattr(classifier_lib, "train_classifier", spy)
-    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         _, description = classifier_lib.train_reference_classifier(
             tmp_path / "judge", "digits", epochs=1, seed=0
         )
-        assert tf.keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # restored
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # restored
     finally:
-        tf.keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy("float32")
     batch = config.preset_defaults("digits").classifier_batch_size
     assert seen == [{"float32"}, batch]
     saved = files.read_json(tmp_path / "judge" / runs.NETWORK_FILE)

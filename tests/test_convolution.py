@@ -1,6 +1,6 @@
 """Tests for rdc_keras.layers.convolution: the taps transposed convolution equals Conv2DTranspose.
 
-References are TensorFlow's own `tf.nn.conv2d_transpose` / `tf.keras.layers.Conv2DTranspose`
+References are TensorFlow's own `tf.nn.conv2d_transpose` / `keras.layers.Conv2DTranspose`
 and a direct numpy sum over kernel taps.
 """
 
@@ -11,6 +11,7 @@ import tensorflow as tf
 from rdc_keras import networks
 from rdc_keras.layers import TapsConv2DTranspose
 from rdc_keras.layers.convolution import transpose_conv_taps
+from rdc_keras.tfkeras import keras
 
 
 def _numpy_transpose_conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -37,14 +38,14 @@ def test_forward_matches_numpy_and_tensorflow(filters, kernel_size, size):
 
 
 def _pair(filters: int, input_shape, **kwargs):
-    tf.keras.utils.set_random_seed(0)
-    keras = tf.keras.layers.Conv2DTranspose(filters, 4, **kwargs)
-    keras.build(input_shape)
+    keras.utils.set_random_seed(0)
+    stock = keras.layers.Conv2DTranspose(filters, 4, **kwargs)
+    stock.build(input_shape)
     taps = TapsConv2DTranspose(filters, 4, **kwargs)
     taps.build(input_shape)
-    taps.set_weights([w + 0.1 for w in keras.get_weights()])  # a non-zero bias too
-    keras.set_weights(taps.get_weights())
-    return keras, taps
+    taps.set_weights([w + 0.1 for w in stock.get_weights()])  # a non-zero bias too
+    stock.set_weights(taps.get_weights())
+    return stock, taps
 
 
 def _gradients(layer, x):
@@ -57,10 +58,10 @@ def _gradients(layer, x):
 @pytest.mark.parametrize("filters", [1, 3])
 def test_layer_and_gradients_match_conv2d_transpose(filters):
     x = tf.random.stateless_uniform([3, 9, 9, 16], seed=(1, 2))
-    keras, taps = _pair(filters, x.shape, activation="sigmoid")
+    stock, taps = _pair(filters, x.shape, activation="sigmoid")
     assert taps._uses_taps(x)
-    np.testing.assert_allclose(taps(x), keras(x), rtol=1e-5, atol=1e-6)
-    for ours, theirs in zip(_gradients(taps, x), _gradients(keras, x), strict=True):
+    np.testing.assert_allclose(taps(x), stock(x), rtol=1e-5, atol=1e-6)
+    for ours, theirs in zip(_gradients(taps, x), _gradients(stock, x), strict=True):
         scale = float(tf.reduce_max(tf.abs(theirs)))
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5 * max(scale, 1.0))
 
@@ -71,9 +72,9 @@ def test_layer_and_gradients_match_conv2d_transpose(filters):
 )
 def test_other_configurations_use_the_keras_op(kwargs, filters):
     x = tf.random.stateless_uniform([2, 6, 6, 4], seed=(3, 4))
-    keras, taps = _pair(filters, x.shape, **kwargs)
+    stock, taps = _pair(filters, x.shape, **kwargs)
     assert not taps._uses_taps(x)
-    np.testing.assert_allclose(taps(x), keras(x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(taps(x), stock(x), rtol=1e-6, atol=1e-6)
 
 
 def test_graph_holds_no_conv2d_backprop_input_and_config_round_trips():
@@ -84,19 +85,17 @@ def test_graph_holds_no_conv2d_backprop_input_and_config_round_trips():
     assert "Conv2DBackpropInput" not in ops and "MatMul" in ops
     again = TapsConv2DTranspose.from_config(taps.get_config())
     assert again.get_config() == taps.get_config()
-    assert tf.keras.layers.deserialize(tf.keras.layers.serialize(taps)).__class__ is (
-        TapsConv2DTranspose
-    )
+    assert keras.layers.deserialize(keras.layers.serialize(taps)).__class__ is (TapsConv2DTranspose)
 
 
 def test_mixed_bfloat16_keeps_the_compute_dtype():
-    previous = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         layer = TapsConv2DTranspose(1, 4)
         y = layer(tf.random.stateless_uniform([2, 5, 5, 8], seed=(7, 8)))
     finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
+        keras.mixed_precision.set_global_policy(previous)
     assert y.dtype == tf.bfloat16 and layer.kernel.dtype == tf.float32
 
 

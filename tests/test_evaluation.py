@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from rdc_keras import data, evaluation, networks, realism, runs
 from rdc_keras.layers import dither
+from rdc_keras.tfkeras import keras
 
 LATENT_DIM, NUM_LEVELS = 3, 3
 
@@ -16,7 +17,7 @@ LATENT_DIM, NUM_LEVELS = 3, 3
 @pytest.fixture(scope="module")
 def models():
     """Untrained digits encoder, decoder head and judge (fixed weights: seed 0)."""
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     encoder = networks.encoder("digits", LATENT_DIM)
     head = networks.decoder("digits", LATENT_DIM)
     judge = networks.classifier("digits")

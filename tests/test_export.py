@@ -373,7 +373,7 @@ def test_export_rejects_bad_names_and_datasets(runs_dir, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# Stock ops only, checked where tensorflow_compression was never imported.
+# Stock ops only, checked where neither tensorflow-compression package was ever imported.
 
 _OP_CHECK = textwrap.dedent(
     """
@@ -401,7 +401,8 @@ _OP_CHECK = textwrap.dedent(
             feed = {k: tf.zeros([2] + v.shape.as_list()[1:], v.dtype) for k, v in inputs.items()}
             entry["outputs"] = {k: v.shape.as_list() for k, v in signature(**feed).items()}
         report[path] = entry
-    report["tfc_imported"] = "tensorflow_compression" in sys.modules
+    tfc = {"tensorflow_compression", "tensorflow_compression_ops"}
+    report["tfc_imported"] = bool(tfc & set(sys.modules))
     print(json.dumps(report))
     """
 )
@@ -409,8 +410,10 @@ _OP_CHECK = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def tfc_saved_model(tmp_path_factory) -> pathlib.Path:
-    """A control SavedModel that does use a tensorflow_compression op."""
-    import tensorflow_compression as tfc
+    """A control SavedModel that does use a tensorflow-compression op (from either package)."""
+    from rdc_keras import codec
+
+    tfc = codec._tfc()
 
     class Control(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="pmf")])

@@ -10,12 +10,13 @@ import tensorflow as tf
 
 from rdc_keras import networks
 from rdc_keras.folding import fold_batch_norm
+from rdc_keras.tfkeras import keras
 
 
-def _randomise_batch_norm(model: tf.keras.Model, seed: int = 0) -> None:
+def _randomise_batch_norm(model: keras.Model, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
+        if isinstance(layer, keras.layers.BatchNormalization):
             shape = layer.moving_mean.shape
             layer.moving_mean.assign(rng.normal(0, 0.3, shape).astype(np.float32))
             layer.moving_variance.assign(rng.uniform(0.2, 2.0, shape).astype(np.float32))
@@ -23,15 +24,15 @@ def _randomise_batch_norm(model: tf.keras.Model, seed: int = 0) -> None:
             layer.beta.assign(rng.normal(0, 0.1, shape).astype(np.float32))
 
 
-def _count_batch_norms(model: tf.keras.Model) -> int:
-    return sum(isinstance(layer, tf.keras.layers.BatchNormalization) for layer in model.layers)
+def _count_batch_norms(model: keras.Model) -> int:
+    return sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
 
 
 def test_dense_golden_values():
-    inputs = tf.keras.Input(shape=(1,))
-    dense = tf.keras.layers.Dense(1, name="dense")
-    norm = tf.keras.layers.BatchNormalization(epsilon=1.0, name="bn")
-    model = tf.keras.Model(inputs, norm(dense(inputs)))
+    inputs = keras.Input(shape=(1,))
+    dense = keras.layers.Dense(1, name="dense")
+    norm = keras.layers.BatchNormalization(epsilon=1.0, name="bn")
+    model = keras.Model(inputs, norm(dense(inputs)))
     dense.set_weights([np.array([[2.0]]), np.array([1.0])])
     # gamma 3, beta 0.5, mean 1, variance 3: s = 3 / sqrt(3 + 1) = 1.5.
     norm.set_weights([np.array([3.0]), np.array([0.5]), np.array([1.0]), np.array([3.0])])
@@ -47,7 +48,7 @@ def test_dense_golden_values():
 @pytest.mark.parametrize("preset", ["mnist", "svhn", "digits"])
 @pytest.mark.parametrize("kind", ["encoder", "decoder"])
 def test_networks_fold_to_the_same_function(preset, kind):
-    tf.keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(1)
     model = getattr(networks, kind)(preset, 3)
     _randomise_batch_norm(model)
     before = [w.copy() for w in model.get_weights()]
@@ -63,10 +64,10 @@ def test_networks_fold_to_the_same_function(preset, kind):
 
 
 def test_transposed_conv_scales_its_output_channels():
-    inputs = tf.keras.Input(shape=(3, 3, 2))
-    conv = tf.keras.layers.Conv2DTranspose(3, 2, strides=2, use_bias=False, name="deconv")
-    norm = tf.keras.layers.BatchNormalization(name="bn")
-    model = tf.keras.Model(inputs, norm(conv(inputs)))
+    inputs = keras.Input(shape=(3, 3, 2))
+    conv = keras.layers.Conv2DTranspose(3, 2, strides=2, use_bias=False, name="deconv")
+    norm = keras.layers.BatchNormalization(name="bn")
+    model = keras.Model(inputs, norm(conv(inputs)))
     _randomise_batch_norm(model, seed=3)
     folded = fold_batch_norm(model)
     assert folded.get_layer("deconv").use_bias  # a bias is added for the BatchNorm's shift
@@ -77,10 +78,10 @@ def test_transposed_conv_scales_its_output_channels():
 
 
 def test_batch_norm_after_a_non_linear_layer_is_kept():
-    inputs = tf.keras.Input(shape=(4,))
-    x = tf.keras.layers.Dense(4)(inputs)
-    x = tf.keras.layers.LeakyReLU(0.2)(x)
-    model = tf.keras.Model(inputs, tf.keras.layers.BatchNormalization()(x))
+    inputs = keras.Input(shape=(4,))
+    x = keras.layers.Dense(4)(inputs)
+    x = keras.layers.LeakyReLU(0.2)(x)
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(x))
     _randomise_batch_norm(model, seed=5)
     folded = fold_batch_norm(model)
     assert _count_batch_norms(folded) == 1
@@ -89,8 +90,8 @@ def test_batch_norm_after_a_non_linear_layer_is_kept():
 
 
 def test_a_model_that_is_not_a_chain_is_refused():
-    inputs = tf.keras.Input(shape=(4,))
-    hidden = tf.keras.layers.Dense(4)(inputs)
-    model = tf.keras.Model(inputs, tf.keras.layers.Add()([inputs, hidden]), name="residual")
+    inputs = keras.Input(shape=(4,))
+    hidden = keras.layers.Dense(4)(inputs)
+    model = keras.Model(inputs, keras.layers.Add()([inputs, hidden]), name="residual")
     with pytest.raises(ValueError, match="residual is not a chain of layers"):
         fold_batch_norm(model)

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from rdc_keras import losses, networks
+from rdc_keras.tfkeras import keras
 
 
 @pytest.fixture()
@@ -155,22 +156,20 @@ def test_critic_and_generator_losses_match_numpy():
 # Gradient penalty
 
 
-def _linear_critic(w: np.ndarray, shape: tuple[int, ...]) -> tf.keras.Model:
-    inputs = tf.keras.Input(shape)
-    flat = tf.keras.layers.Flatten()(inputs)
-    scores = tf.keras.layers.Dense(1)(flat)
-    model = tf.keras.Model(inputs, scores)
+def _linear_critic(w: np.ndarray, shape: tuple[int, ...]) -> keras.Model:
+    inputs = keras.Input(shape)
+    flat = keras.layers.Flatten()(inputs)
+    scores = keras.layers.Dense(1)(flat)
+    model = keras.Model(inputs, scores)
     model.layers[-1].set_weights([w.reshape(-1, 1), np.array([0.3], np.float32)])
     return model
 
 
-class _Quadratic(tf.keras.layers.Layer):
+class _Quadratic(keras.layers.Layer):
     """h(x) = a/2 · ‖x‖², so ∇h(x) = a·x and ‖∇h‖ = a‖x‖ (a > 0)."""
 
     def build(self, input_shape):
-        self.a = self.add_weight(
-            name="a", shape=(), initializer=tf.keras.initializers.Constant(0.7)
-        )
+        self.a = self.add_weight(name="a", shape=(), initializer=keras.initializers.Constant(0.7))
 
     def call(self, x):
         flat = tf.reshape(x, [tf.shape(x)[0], -1])
@@ -178,8 +177,8 @@ class _Quadratic(tf.keras.layers.Layer):
 
 
 def _quadratic_critic(shape):
-    inputs = tf.keras.Input(shape)
-    return tf.keras.Model(inputs, _Quadratic()(inputs))
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, _Quadratic()(inputs))
 
 
 def test_gp_of_linear_critic_is_closed_form(images):
@@ -238,7 +237,7 @@ def test_gp_double_backprop_matches_closed_form(images):
 
 
 def test_gp_matches_per_example_input_gradients():
-    tf.keras.utils.set_random_seed(5)
+    keras.utils.set_random_seed(5)
     critic = networks.critic("digits")
     x = tf.random.uniform((4, 8, 8, 1))
     x_hat = tf.random.uniform((4, 8, 8, 1))
@@ -256,7 +255,7 @@ def test_gp_matches_per_example_input_gradients():
 
 
 def test_gp_gradient_wrt_conv_critic_is_finite_and_nonzero():
-    tf.keras.utils.set_random_seed(6)
+    keras.utils.set_random_seed(6)
     critic = networks.critic("mnist")
     x = tf.random.uniform((2, 28, 28, 1))
     x_hat = tf.random.uniform((2, 28, 28, 1))
@@ -279,13 +278,13 @@ def test_gp_in_tf_function_equals_eager(images):
 
 
 def test_gp_is_float32_under_mixed_precision():
-    tf.keras.utils.set_random_seed(7)
+    keras.utils.set_random_seed(7)
     reference = networks.critic("digits")
-    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         critic = networks.critic("digits")
     finally:
-        tf.keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy("float32")
     critic.set_weights(reference.get_weights())
     x = tf.random.uniform((4, 8, 8, 1))
     x_hat = tf.random.uniform((4, 8, 8, 1))

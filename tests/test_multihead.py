@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from rdc_keras import data, networks
 from rdc_keras.layers import dither
+from rdc_keras.tfkeras import keras
 from rdc_keras.trainers.multihead import MultiHeadRDCTrainer
 
 LATENT_DIM, NUM_LEVELS = 3, 3
@@ -14,7 +15,7 @@ LAMBDA_D = 2.0
 
 
 def _trainer(seed: int = 0) -> MultiHeadRDCTrainer:
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     trainer = MultiHeadRDCTrainer(
         networks.encoder("digits", LATENT_DIM),
         [networks.decoder("digits", LATENT_DIM) for _ in HEAD_LAMBDA_C],
@@ -24,7 +25,7 @@ def _trainer(seed: int = 0) -> MultiHeadRDCTrainer:
         lambda_d=LAMBDA_D,
         seed=seed,
     )
-    trainer.compile(tf.keras.optimizers.Adam(1e-2))
+    trainer.compile(keras.optimizers.Adam(1e-2))
     return trainer
 
 

@@ -7,19 +7,20 @@ import pytest
 import tensorflow as tf
 
 from rdc_keras import networks
+from rdc_keras.tfkeras import keras
 
 
-def _trainable(model: tf.keras.Model) -> int:
+def _trainable(model: keras.Model) -> int:
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
-def _layer(model: tf.keras.Model, name: str) -> tf.keras.layers.Layer:
+def _layer(model: keras.Model, name: str) -> keras.layers.Layer:
     return model.get_layer(name)
 
 
 @pytest.fixture(scope="module")
 def mnist_models():
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     return {
         "encoder": networks.encoder("mnist", 3),
         "decoder": networks.decoder("mnist", 3),
@@ -68,7 +69,7 @@ def test_svhn_critic_and_classifier_counts():
 @pytest.mark.parametrize("preset", networks.PRESETS)
 @pytest.mark.parametrize("latent_dim", [1, 5])
 def test_shapes_and_ranges(preset, latent_dim):
-    tf.keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(1)
     shape = networks.image_shape(preset)
     images = tf.random.uniform((4, *shape))
     enc = networks.encoder(preset, latent_dim)
@@ -88,7 +89,7 @@ def test_shapes_and_ranges(preset, latent_dim):
 
 @pytest.mark.parametrize("preset", networks.PRESETS)
 def test_critic_and_classifier_shapes(preset):
-    tf.keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(1)
     images = tf.random.uniform((4, *networks.image_shape(preset)))
     critic, clf = networks.critic(preset), networks.classifier(preset)
     assert (critic.name, clf.name) == ("critic", "classifier")
@@ -128,37 +129,37 @@ def test_svhn_decoder_spatial_sizes_and_widths():
 
 def test_critic_matches_pytorch_padding(mnist_models):
     critic = mnist_models["critic"]
-    convs = [layer for layer in critic.layers if isinstance(layer, tf.keras.layers.Conv2D)]
-    pads = [layer for layer in critic.layers if isinstance(layer, tf.keras.layers.ZeroPadding2D)]
+    convs = [layer for layer in critic.layers if isinstance(layer, keras.layers.Conv2D)]
+    pads = [layer for layer in critic.layers if isinstance(layer, keras.layers.ZeroPadding2D)]
     assert [c.output_shape[1] for c in convs] == [14, 7, 4]
     assert all(c.padding == "valid" and c.strides == (2, 2) for c in convs)
     assert [p.padding for p in pads] == [((2, 2), (2, 2))] * 3
-    assert not any(isinstance(layer, tf.keras.layers.BatchNormalization) for layer in critic.layers)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in critic.layers)
 
 
 def test_mnist_encoder_has_bn_before_tanh(mnist_models):
     enc = mnist_models["encoder"]
     names = [layer.name for layer in enc.layers]
     assert names[-3:] == ["latent_dense", "latent_bn", "latents"]
-    assert _layer(enc, "latents").activation is tf.keras.activations.tanh
-    assert sum(isinstance(x, tf.keras.layers.BatchNormalization) for x in enc.layers) == 5
+    assert _layer(enc, "latents").activation is keras.activations.tanh
+    assert sum(isinstance(x, keras.layers.BatchNormalization) for x in enc.layers) == 5
 
 
 def test_svhn_encoder_has_no_batch_norm():
     enc = networks.encoder("svhn", 4)
-    assert not any(isinstance(x, tf.keras.layers.BatchNormalization) for x in enc.layers)
+    assert not any(isinstance(x, keras.layers.BatchNormalization) for x in enc.layers)
 
 
 def test_classifier_outputs_logits_not_probabilities(mnist_models):
     clf = mnist_models["classifier"]
-    assert clf.layers[-1].activation is tf.keras.activations.linear
-    tf.keras.utils.set_random_seed(2)
+    assert clf.layers[-1].activation is keras.activations.linear
+    keras.utils.set_random_seed(2)
     logits = clf(tf.random.uniform((8, 28, 28, 1))).numpy()
     assert not np.allclose(logits.sum(axis=1), 1.0)
 
 
 def test_svhn_classifier_on_mock_batch():
-    tf.keras.utils.set_random_seed(3)
+    keras.utils.set_random_seed(3)
     clf = networks.classifier("svhn")
     logits = clf(tf.random.uniform((2, 32, 32, 3)), training=True)
     assert logits.shape == (2, 10) and logits.dtype == tf.float32
@@ -180,7 +181,7 @@ def _check_uniform(values: np.ndarray, fan_in: int) -> None:
 
 
 def test_dense_and_conv_init_is_pytorch_default(mnist_models):
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     enc, critic = mnist_models["encoder"], mnist_models["critic"]
     kernel, bias = _layer(enc, "block1_dense").get_weights()
     _check_uniform(kernel, 784)
@@ -202,7 +203,7 @@ def test_conv_transpose_init_uses_pytorch_fan_in(mnist_models):
 
 
 def test_resnet_conv_init_is_kaiming_normal():
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     kernel = _layer(networks.classifier("svhn"), "stage3_block2_conv1").get_weights()[0]
     std = math.sqrt(2.0 / (64 * 9))
     np.testing.assert_allclose(kernel.std(), std, rtol=0.03)
@@ -220,11 +221,11 @@ def test_batch_norm_and_leaky_relu_match_pytorch():
         ]
         for model in models:
             for layer in model.layers:
-                if isinstance(layer, tf.keras.layers.BatchNormalization):
+                if isinstance(layer, keras.layers.BatchNormalization):
                     assert layer.momentum == pytest.approx(0.9)
                     assert layer.epsilon == pytest.approx(1e-5)
                     checked_bn += 1
-                if isinstance(layer, tf.keras.layers.LeakyReLU):
+                if isinstance(layer, keras.layers.LeakyReLU):
                     assert layer.alpha == pytest.approx(0.01)
                     checked_lrelu += 1
     assert checked_bn > 20 and checked_lrelu > 20
@@ -237,7 +238,7 @@ def test_leaky_relu_slope_in_forward_pass(mnist_models):
 
 def test_seeded_builds_are_reproducible():
     def weights(seed):
-        tf.keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(seed)
         return networks.encoder("digits", 3).get_weights()
 
     first, again, other = weights(5), weights(5), weights(6)
@@ -246,11 +247,11 @@ def test_seeded_builds_are_reproducible():
 
 
 def test_save_and_load_without_custom_objects(tmp_path):
-    tf.keras.utils.set_random_seed(7)
+    keras.utils.set_random_seed(7)
     dec = networks.decoder("digits", 3)
     path = tmp_path / "decoder.keras"
     dec.save(path)
-    loaded = tf.keras.models.load_model(path)
+    loaded = keras.models.load_model(path)
     z = tf.random.uniform((3, 3), -1, 1)
     np.testing.assert_array_equal(dec(z).numpy(), loaded(z).numpy())
 
@@ -263,9 +264,9 @@ def test_save_and_load_without_custom_objects(tmp_path):
 @pytest.mark.parametrize("preset", ["digits", "mnist"])
 def test_outputs_are_float32_under_mixed_precision(policy, preset):
     low = policy.split("_")[1]
-    tf.keras.mixed_precision.set_global_policy(policy)
+    keras.mixed_precision.set_global_policy(policy)
     try:
-        tf.keras.utils.set_random_seed(8)
+        keras.utils.set_random_seed(8)
         enc, dec = networks.encoder(preset, 3), networks.decoder(preset, 3)
         critic, clf = networks.critic(preset), networks.classifier(preset)
         images = tf.random.uniform((2, *networks.image_shape(preset)))
@@ -279,7 +280,7 @@ def test_outputs_are_float32_under_mixed_precision(policy, preset):
         assert np.all(np.abs(latents.numpy()) <= 1.0)
         assert recon.numpy().min() >= 0.0 and recon.numpy().max() <= 1.0
     finally:
-        tf.keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy("float32")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -305,3 +306,26 @@ def test_bad_latent_dim(latent_dim):
 
 def test_numpy_integer_latent_dim_accepted():
     assert networks.encoder("digits", np.int64(2)).output_shape == (None, 2)
+
+
+# ------------------------------------------------------------------------------------------------
+# The image activation
+
+
+def test_portable_sigmoid_is_the_sigmoid_with_a_finite_gradient():
+    x = tf.constant(np.linspace(-90.0, 90.0, 20001), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = networks.portable_sigmoid(x)
+    gradient = tape.gradient(y, x).numpy()
+    exact = 1.0 / (1.0 + np.exp(-x.numpy().astype(np.float64)))  # float64 reference
+    np.testing.assert_allclose(y.numpy(), exact, rtol=0, atol=2e-7)
+    assert np.isfinite(gradient).all() and (gradient >= 0).all()
+    np.testing.assert_allclose(gradient, exact * (1 - exact), rtol=0, atol=2e-7)
+    assert float(networks.portable_sigmoid(tf.constant(0.0))) == 0.5
+
+
+@pytest.mark.parametrize("preset", ["digits", "mnist", "svhn"])
+def test_decoders_end_in_the_portable_sigmoid(preset):
+    decoder = networks.decoder(preset, 3)
+    assert decoder.layers[-1].activation is networks.portable_sigmoid

@@ -1,10 +1,14 @@
-"""Package-level promises: cheap top-level import, no tensorflow_compression outside the codec."""
+"""Package-level promises: cheap top-level import, no tensorflow-compression outside the codec,
+and the pins of both supported stacks."""
 
 import configparser
 import subprocess
 import sys
+from importlib import metadata
 
+import pytest
 from conftest import REPO_ROOT
+from packaging.requirements import Requirement
 
 import rdc_keras
 
@@ -25,6 +29,7 @@ def _library_modules() -> list[str]:
 
 
 LIBRARY_MODULES = _library_modules()
+ENTROPY_CODING = {"tensorflow_compression", "tensorflow_compression_ops"}
 assert {"rdc_keras.runs", "rdc_keras.export", "rdc_keras.trainers.runner"} <= set(LIBRARY_MODULES)
 
 
@@ -39,14 +44,14 @@ def _imported_after(statement: str) -> set[str]:
 def test_import_rdc_keras_imports_neither_tensorflow_nor_tfc():
     modules = _imported_after("import rdc_keras")
     assert "tensorflow" not in modules
-    assert "tensorflow_compression" not in modules
+    assert not ENTROPY_CODING & modules
 
 
 def test_only_the_codec_imports_tensorflow_compression():
     statement = "; ".join(f"import {name}" for name in LIBRARY_MODULES)
     modules = _imported_after(statement)
     assert "tensorflow" in modules  # the statement really imported the library
-    assert "tensorflow_compression" not in modules
+    assert not ENTROPY_CODING & modules
 
 
 def test_version_matches_setup_cfg():
@@ -55,14 +60,47 @@ def test_version_matches_setup_cfg():
     assert parser["metadata"]["version"] == rdc_keras.__version__
 
 
-def test_pins_of_the_fixed_stack():
+def _requirements(python: str) -> dict[str, Requirement]:
+    """setup.cfg's install_requires that apply on `python` ("3.11"), by distribution name."""
     parser = configparser.ConfigParser()
     parser.read(REPO_ROOT / "setup.cfg")
-    requires = parser["options"]["install_requires"].split()
-    for pin in (
-        "tensorflow==2.14.1",
-        "tensorflow-compression==2.14.1",
-        "tensorflow-datasets==4.9.4",
-        "tensorflow-metadata<1.16",
-    ):
-        assert pin in requires
+    lines = parser["options"]["install_requires"].strip().splitlines()
+    requirements = [Requirement(line) for line in lines if not line.strip().startswith("#")]
+    return {
+        r.name: r
+        for r in requirements
+        if r.marker is None or r.marker.evaluate({"python_version": python})
+    }
+
+
+STACK_PINS = {
+    "3.11": {
+        "tensorflow": "==2.14.1",
+        "tensorflow-compression": "==2.14.1",
+        "tensorflow-datasets": "==4.9.4",
+        "tensorflow-metadata": "<1.16",
+    },
+    "3.12": {
+        "tensorflow": "~=2.17.1",
+        "tf-keras": "~=2.17.0",
+        "tensorflow-compression-ops": "==2.17.0",
+        "tensorflow-datasets": "==4.9.4",
+        "tensorflow-metadata": "<=1.17.3",
+    },
+}
+
+
+@pytest.mark.parametrize("python", sorted(STACK_PINS))
+def test_pins_of_each_stack(python):
+    requirements = _requirements(python)
+    for name, specifier in STACK_PINS[python].items():
+        assert str(requirements[name].specifier) == specifier, (python, name)
+    other = {"tensorflow-compression", "tensorflow-compression-ops"} - set(STACK_PINS[python])
+    assert not other & set(requirements), (python, "one range-coder package per stack")
+
+
+def test_installed_packages_satisfy_this_pythons_pins():
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for name, requirement in _requirements(python).items():
+        installed = metadata.version(name)
+        assert requirement.specifier.contains(installed, prereleases=True), (name, installed)

@@ -19,6 +19,7 @@ from tensorflow.python.framework import op_def_registry
 
 from rdc_keras import layers as rdc_layers
 from rdc_keras.layers import UniformQuantizer, UniversalQuantizer, dither
+from rdc_keras.tfkeras import keras
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -316,23 +317,23 @@ def test_config_round_trip_and_no_weights(cls):
     assert config["num_levels"] == 5 and config["temperature"] == 0.25
     clone = cls.from_config(config)
     assert (clone.num_levels, clone.temperature, clone.name) == (5, 0.25, "q")
-    revived = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
+    revived = keras.layers.deserialize(keras.layers.serialize(layer))
     assert type(revived) is cls and revived.get_config() == config
     assert layer.weights == []
 
 
 def build_functional_model():
-    x = tf.keras.Input((4,), name="x")
-    u = tf.keras.Input((3,), name="u")
-    h = tf.keras.layers.Dense(3, activation="tanh", name="enc")(x)
+    x = keras.Input((4,), name="x")
+    u = keras.Input((3,), name="u")
+    h = keras.layers.Dense(3, activation="tanh", name="enc")(x)
     z = UniversalQuantizer(3, name="universal")(h, u)
     zz = UniformQuantizer(5, temperature=0.5, name="uniform")(h)
-    out = tf.keras.layers.Dense(2, name="dec")(tf.keras.layers.Concatenate()([z, zz]))
-    return tf.keras.Model([x, u], out)
+    out = keras.layers.Dense(2, name="dec")(keras.layers.Concatenate()([z, zz]))
+    return keras.Model([x, u], out)
 
 
 def test_functional_model_survives_saved_model_and_keras_formats(tmp_path):
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     model = build_functional_model()
     x = random_y([8, 4], 5, -3.0, 3.0)
     u = dither(tf.range(8, dtype=tf.int64), 3, 3)
@@ -340,29 +341,29 @@ def test_functional_model_survives_saved_model_and_keras_formats(tmp_path):
     # SavedModel: both the Keras reload and the raw TF reload must reproduce the outputs.
     sm_path = str(tmp_path / "sm")
     model.save(sm_path, save_format="tf")
-    reloaded = tf.keras.models.load_model(sm_path)
+    reloaded = keras.models.load_model(sm_path)
     assert isinstance(reloaded.get_layer("universal"), UniversalQuantizer)
     np.testing.assert_array_equal(reloaded([x, u]).numpy(), expected)
     raw = tf.saved_model.load(sm_path)
     np.testing.assert_array_equal(raw([x, u], training=False).numpy(), expected)
     keras_path = str(tmp_path / "model.keras")
     model.save(keras_path)
-    np.testing.assert_array_equal(tf.keras.models.load_model(keras_path)([x, u]).numpy(), expected)
+    np.testing.assert_array_equal(keras.models.load_model(keras_path)([x, u]).numpy(), expected)
 
 
 def test_subclassed_model_trains_through_the_quantizer_in_tf_function():
-    class Tiny(tf.keras.Model):
+    class Tiny(keras.Model):
         def __init__(self):
             super().__init__()
-            self.enc = tf.keras.layers.Dense(3, activation="tanh")
+            self.enc = keras.layers.Dense(3, activation="tanh")
             self.quantizer = UniversalQuantizer(4, temperature=2.0)
-            self.dec = tf.keras.layers.Dense(4)
+            self.dec = keras.layers.Dense(4)
 
         def call(self, inputs):
             x, u = inputs
             return self.dec(self.quantizer(self.enc(x), u))
 
-    tf.keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(1)
     model = Tiny()
     x = random_y([16, 4], 8)
     u = dither(tf.range(16, dtype=tf.int64), 3, 4)
@@ -377,7 +378,7 @@ def test_subclassed_model_trains_through_the_quantizer_in_tf_function():
     assert all(v is not None for v in g)
     enc_kernel_grad = g[0].numpy()
     assert np.all(np.isfinite(enc_kernel_grad)) and np.any(enc_kernel_grad != 0)
-    model.compile(optimizer=tf.keras.optimizers.SGD(0.1), loss="mse")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     history = model.fit([x, u], x, epochs=2, batch_size=8, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
 
@@ -416,9 +417,9 @@ def test_xla_compiled_forward_matches_eager():
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_quantizes_in_float32(policy):
-    previous = tf.keras.mixed_precision.global_policy()
+    previous = keras.mixed_precision.global_policy()
     try:
-        tf.keras.mixed_precision.set_global_policy(policy)
+        keras.mixed_precision.set_global_policy(policy)
         compute = tf.as_dtype(policy.split("_")[1])
         # These round to +-0.5 in float16 and bfloat16, crossing the L=3 decision boundary.
         y = tf.constant([[0.4999, -0.4999, 0.49995]], tf.float32)
@@ -439,12 +440,12 @@ def test_mixed_precision_quantizes_in_float32(policy):
         assert uq.decode([[0, 1, 2]], u).dtype == compute
         assert UniformQuantizer(3, dtype="float32")(y).dtype == tf.float32
         # Inside a mixed-precision Functional model (float16/bfloat16 activations in).
-        tf.keras.utils.set_random_seed(2)
+        keras.utils.set_random_seed(2)
         model = build_functional_model()
         out = model([random_y([4, 4], 1), dither(tf.range(4, dtype=tf.int64), 3, 3)])
         assert out.dtype == compute and np.all(np.isfinite(out.numpy().astype(np.float32)))
     finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
+        keras.mixed_precision.set_global_policy(previous)
 
 
 # ---------------------------------------------------------------- a fresh process
@@ -473,20 +474,22 @@ FRESH_PROCESS_CODE = """
     served_dither = sm.signatures["dither"](seeds=seeds)["dither"].numpy()
     indices = sm.signatures["encode"](y=y, seeds=seeds)["indices"]
     values = sm.signatures["decode"](indices=indices, seeds=seeds)["values"].numpy()
-    clean = "rdc_keras" not in sys.modules and "tensorflow_compression" not in sys.modules
+    unwanted = {"rdc_keras", "tensorflow_compression", "tensorflow_compression_ops"}
+    clean = not unwanted & set(sys.modules)
 
     # 2. The library function in this fresh process.
     from rdc_keras.layers import UniformQuantizer, UniversalQuantizer, dither
+    from rdc_keras.tfkeras import keras
     fresh = dither(seeds, 3, 4).numpy()
     np.savez(out, served_dither=served_dither, indices=indices.numpy(), values=values, fresh=fresh)
 
     # 3. One SGD step under MirroredStrategy (2 replicas) vs the same step on one device.
     def build():
-        x = tf.keras.Input((4,))
-        u = tf.keras.Input((3,))
-        h = tf.keras.layers.Dense(3, activation="tanh")(x)
+        x = keras.Input((4,))
+        u = keras.Input((3,))
+        h = keras.layers.Dense(3, activation="tanh")(x)
         z = UniversalQuantizer(3)(h, u) + UniformQuantizer(4)(h)
-        return tf.keras.Model([x, u], tf.keras.layers.Dense(4)(z))
+        return keras.Model([x, u], keras.layers.Dense(4)(z))
 
     n = 8
     x = tf.random.stateless_uniform([n, 4], (0, 1), -1, 1)
@@ -494,11 +497,11 @@ FRESH_PROCESS_CODE = """
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model = build()
-        opt = tf.keras.optimizers.SGD(0.5)
+        opt = keras.optimizers.SGD(0.5)
     single = build()
     initial = model.get_weights()
     single.set_weights(initial)
-    single_opt = tf.keras.optimizers.SGD(0.5)
+    single_opt = keras.optimizers.SGD(0.5)
 
     def loss_fn(m, x, u):
         return tf.reduce_sum(tf.square(m([x, u]) - x)) / n

@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 from rdc_keras import data, networks
+from rdc_keras.tfkeras import keras
 from rdc_keras.trainers import classifier as classifier_lib
 from rdc_keras.trainers.rdc import RDCTrainer
 
@@ -55,14 +56,14 @@ def judge(arrays):
 
 
 def _adam(learning_rate=1e-2):
-    return tf.keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9)
+    return keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9)
 
 
 def _trainer(
     seed=0, init_seed=None, critic=False, classifier=None, compile_=True, **kwargs
 ) -> RDCTrainer:
     """A digits trainer (dither `seed`) with networks drawn from `init_seed`, compiled with Adam."""
-    tf.keras.utils.set_random_seed(seed if init_seed is None else init_seed)
+    keras.utils.set_random_seed(seed if init_seed is None else init_seed)
     trainer = RDCTrainer(
         networks.encoder("digits", LATENT_DIM),
         networks.decoder("digits", LATENT_DIM),
@@ -246,7 +247,7 @@ def test_frozen_encoder_weights_and_batchnorm_statistics(train_ds, freeze):
 # Keras integration
 
 
-class _Poison(tf.keras.layers.Layer):
+class _Poison(keras.layers.Layer):
     """Multiplies its input by a non-trainable scale; set the scale to NaN to inject NaNs."""
 
     def build(self, input_shape):
@@ -256,7 +257,7 @@ class _Poison(tf.keras.layers.Layer):
         return inputs * self.scale
 
 
-class _Recorder(tf.keras.callbacks.Callback):
+class _Recorder(keras.callbacks.Callback):
     """Records epochs, batches and states; can fail at an epoch or poison a batch with NaN."""
 
     def __init__(self, fail_at_epoch=None, poison=None, poison_at_batch=None):
@@ -295,12 +296,10 @@ class _Recorder(tf.keras.callbacks.Callback):
 def test_keras_callbacks_tensorboard_checkpoint(train_ds, arrays, tmp_path):
     trainer = _trainer(critic=True, lambda_p=0.01)
     callbacks = [
-        tf.keras.callbacks.TensorBoard(str(tmp_path / "logs")),
-        tf.keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
-        tf.keras.callbacks.TerminateOnNaN(),
-        tf.keras.callbacks.ModelCheckpoint(
-            str(tmp_path / "ckpt" / "weights"), save_weights_only=True
-        ),
+        keras.callbacks.TensorBoard(str(tmp_path / "logs")),
+        keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "ckpt" / "weights"), save_weights_only=True),
     ]
     history = trainer.fit(train_ds, epochs=2, steps_per_epoch=3, verbose=0, callbacks=callbacks)
     assert len(history.history["loss"]) == 2
@@ -325,7 +324,7 @@ def test_backup_and_restore_resumes_after_interruption(train_ds, tmp_path):
             epochs=3,
             steps_per_epoch=2,
             verbose=0,
-            callbacks=[tf.keras.callbacks.BackupAndRestore(backup), interrupted],
+            callbacks=[keras.callbacks.BackupAndRestore(backup), interrupted],
         )
     assert interrupted.epochs == [0]
     second = _trainer(init_seed=7)  # other initial weights: the backup must overwrite them
@@ -335,7 +334,7 @@ def test_backup_and_restore_resumes_after_interruption(train_ds, tmp_path):
         epochs=3,
         steps_per_epoch=2,
         verbose=0,
-        callbacks=[tf.keras.callbacks.BackupAndRestore(backup), resumed],
+        callbacks=[keras.callbacks.BackupAndRestore(backup), resumed],
     )
     assert resumed.epochs == [1, 2] and len(history.history["loss"]) == 2
     assert resumed.epoch_start_weights[1][-1] == 2  # two generator steps were restored
@@ -344,10 +343,10 @@ def test_backup_and_restore_resumes_after_interruption(train_ds, tmp_path):
 
 
 def test_terminate_on_nan_stops_at_the_poisoned_batch(train_ds):
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     poison = _Poison()
     base = networks.decoder("digits", 3)
-    decoder = tf.keras.Sequential([tf.keras.Input((3,)), base, poison])
+    decoder = keras.Sequential([keras.Input((3,)), base, poison])
     trainer = RDCTrainer(networks.encoder("digits", 3), decoder, 3)
     trainer.compile(_adam())
     recorder = _Recorder(poison=poison, poison_at_batch=2)
@@ -356,7 +355,7 @@ def test_terminate_on_nan_stops_at_the_poisoned_batch(train_ds):
         epochs=3,
         steps_per_epoch=10,
         verbose=0,
-        callbacks=[recorder, tf.keras.callbacks.TerminateOnNaN()],
+        callbacks=[recorder, keras.callbacks.TerminateOnNaN()],
     )
     assert recorder.batches == 3  # batches 0 and 1 fine, batch 2 NaN, then stop
     assert trainer.stop_training
@@ -365,8 +364,8 @@ def test_terminate_on_nan_stops_at_the_poisoned_batch(train_ds):
 
 def test_mixed_bfloat16_trains_one_step(arrays, judge):
     x, y = arrays[0][:32], arrays[1][:32]
-    previous = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         trainer = _trainer(critic=True, classifier=judge, lambda_c=0.01, lambda_p=0.01)
         assert trainer.decoder.get_layer("block1_dense").compute_dtype == "bfloat16"
@@ -378,8 +377,8 @@ def test_mixed_bfloat16_trains_one_step(arrays, judge):
         recon = trainer.predict(x, verbose=0)
         assert recon.dtype == np.float32 and np.all((recon >= 0) & (recon <= 1))
     finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
-    assert tf.keras.mixed_precision.global_policy().name == previous.name
+        keras.mixed_precision.set_global_policy(previous)
+    assert keras.mixed_precision.global_policy().name == previous.name
 
 
 # ------------------------------------------------------------------------------------------------
@@ -468,6 +467,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from rdc_keras import data, networks
+from rdc_keras.tfkeras import keras
 from rdc_keras.trainers.rdc import RDCTrainer
 
 x, y = data.load_arrays("digits", "train")
@@ -479,15 +479,15 @@ out = {"replicas": strategy.num_replicas_in_sync}
 # generator turn (only encoder/decoder move).
 def full_setup(schedule):
     with strategy.scope():
-        tf.keras.utils.set_random_seed(0)
+        keras.utils.set_random_seed(0)
         trainer = RDCTrainer(
             networks.encoder("digits", 3), networks.decoder("digits", 3), 3,
             classifier=networks.classifier("digits"), critic=networks.critic("digits"),
             lambda_c=0.01, lambda_p=0.01, classifier_mode="joint", schedule=schedule,
         )
         trainer.compile(
-            tf.keras.optimizers.Adam(1e-2), tf.keras.optimizers.Adam(1e-3),
-            tf.keras.optimizers.Adam(1e-3),
+            keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-3),
+            keras.optimizers.Adam(1e-3),
         )
     return trainer
 
@@ -528,21 +528,21 @@ class SharedDither(RDCTrainer):
 
 
 def build():
-    layers = tf.keras.layers
-    enc = tf.keras.Sequential([
-        tf.keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(16, "tanh"),
+    layers = keras.layers
+    enc = keras.Sequential([
+        keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(16, "tanh"),
         layers.Dense(3, "tanh"),
     ])
-    dec = tf.keras.Sequential([
-        tf.keras.Input((3,)), layers.Dense(16, "tanh"), layers.Dense(64, "sigmoid"),
+    dec = keras.Sequential([
+        keras.Input((3,)), layers.Dense(16, "tanh"), layers.Dense(64, "sigmoid"),
         layers.Reshape((8, 8, 1)),
     ])
     trainer = SharedDither(enc, dec, 3, classifier=networks.classifier("digits"), lambda_c=0.5)
-    trainer.compile(tf.keras.optimizers.SGD(1.0))
+    trainer.compile(keras.optimizers.SGD(1.0))
     return trainer
 
 
-tf.keras.utils.set_random_seed(1)
+keras.utils.set_random_seed(1)
 single = build()
 initial = [w.copy() for w in single.get_weights()]
 with strategy.scope():

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from rdc_keras import data, realism, runs
+from rdc_keras.tfkeras import keras
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +205,6 @@ def test_judge_features_are_the_penultimate_layer(trained_judge, test_data):
     assert (features >= 0).all() and features.std() > 0
     small = realism.judge_features(trained_judge, images, batch_size=7)
     np.testing.assert_allclose(small, features, rtol=1e-5, atol=1e-6)
-    no_features = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Flatten()])
+    no_features = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten()])
     with pytest.raises(ValueError, match="logits_dense"):
         realism.judge_features(no_features, images)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from rdc_keras import data, files, networks, runs
 from rdc_keras.config import TrainConfig
+from rdc_keras.tfkeras import keras
 from rdc_keras.trainers import runner
 from rdc_keras.trainers.rdc import RDCTrainer
 
@@ -141,7 +142,7 @@ def test_saved_networks_reproduce_the_test_metrics(base_run):
         temperature=0.5,
         seed=config.seed,
     )
-    trainer.compile(tf.keras.optimizers.Adam(), tf.keras.optimizers.Adam())
+    trainer.compile(keras.optimizers.Adam(), keras.optimizers.Adam())
     test = data.prepare(data.load_dataset("digits", "test"), 16, shuffle=False)
     metrics = trainer.evaluate(test, verbose=0, return_dict=True)
     for key, value in results["test"].items():
@@ -206,7 +207,7 @@ def test_phase_two_head_on_frozen_encoder(base_run, tmp_path):
 
 
 def test_mixed_bfloat16_run_restores_the_global_policy(tmp_path, classifier_dir):
-    previous = tf.keras.mixed_precision.global_policy().name
+    previous = keras.mixed_precision.global_policy().name
     config = TrainConfig(
         workdir=str(tmp_path / "bf16"),
         classifier_dir=classifier_dir,
@@ -217,7 +218,7 @@ def test_mixed_bfloat16_run_restores_the_global_policy(tmp_path, classifier_dir)
         verbose=0,
     )
     results = runner.train_run(config)
-    assert tf.keras.mixed_precision.global_policy().name == previous
+    assert keras.mixed_precision.global_policy().name == previous
     assert all(np.isfinite(v) for v in results["test"].values())
     stored = files.read_json(tmp_path / "bf16" / "config.json")["config"]
     assert stored["mixed_precision"] == "mixed_bfloat16"
@@ -308,7 +309,7 @@ def test_mixed_float16_trains_the_generator_critic_and_classifier(
     tmp_path, classifier_dir, classifier_mode
 ):
     """The usual GPU setting, on CPU: loss scaling inside the tape for every update (issue 16)."""
-    previous = tf.keras.mixed_precision.global_policy().name
+    previous = keras.mixed_precision.global_policy().name
     config = TrainConfig(
         workdir=str(tmp_path / "fp16"),
         classifier_dir=classifier_dir,
@@ -322,7 +323,7 @@ def test_mixed_float16_trains_the_generator_critic_and_classifier(
         verbose=0,
     )
     results = runner.train_run(config)
-    assert tf.keras.mixed_precision.global_policy().name == previous
+    assert keras.mixed_precision.global_policy().name == previous
     assert all(np.isfinite(v) for v in results["test"].values())
     lines = (tmp_path / "fp16" / "metrics.jsonl").read_text().splitlines()
     logged = json.loads(lines[-1])

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from rdc_keras import files, networks, runs
+from rdc_keras.tfkeras import keras
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,7 @@ def _encoder_builder(description):
 
 @pytest.fixture()
 def encoder():
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     return networks.encoder("digits", 3)
 
 
@@ -37,7 +38,7 @@ def test_save_load_network_round_trip(tmp_path, encoder):
         runs.NETWORK_FILE,
         runs.WEIGHTS_FILE,
     ]
-    tf.keras.utils.set_random_seed(1)  # the rebuilt network starts from other weights
+    keras.utils.set_random_seed(1)  # the rebuilt network starts from other weights
     loaded, loaded_description = runs.load_network(
         tmp_path / "encoder", _encoder_builder, "encoder"
     )

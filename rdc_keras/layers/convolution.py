@@ -1,7 +1,7 @@
 """A stride-1 transposed convolution to few channels, computed as kernel taps plus shifted sums.
 
 oneDNN (TensorFlow's CPU backend) runs `Conv2DBackpropInput`, the op behind
-`tf.keras.layers.Conv2DTranspose`, at a small fraction of the machine's FLOP rate when the output
+`keras.layers.Conv2DTranspose`, at a small fraction of the machine's FLOP rate when the output
 has only one or a few channels, as in the last layer of the MNIST and SVHN decoders
 (ConvTranspose2d(128 -> 1 or 3, k=4, s=1); reference-code digest §1.1). This layer computes the
 same function as a Keras `Conv2DTranspose` with stride 1 and 'valid' padding:
@@ -18,6 +18,8 @@ Conv2DBackpropFilter for the kernel). Weights, shapes and configuration are thos
 from __future__ import annotations
 
 import tensorflow as tf
+
+from rdc_keras.tfkeras import keras
 
 __all__ = ["MAX_TAPS_FILTERS", "TapsConv2DTranspose", "transpose_conv_taps"]
 
@@ -62,13 +64,13 @@ def transpose_conv_taps(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     return outputs, grad
 
 
-@tf.keras.utils.register_keras_serializable(package="rdc_keras")
-class TapsConv2DTranspose(tf.keras.layers.Conv2DTranspose):
+@keras.utils.register_keras_serializable(package="rdc_keras")
+class TapsConv2DTranspose(keras.layers.Conv2DTranspose):
     """`Conv2DTranspose` that uses `transpose_conv_taps` when it applies, else Keras' own call.
 
     It applies with stride 1, 'valid' padding, no dilation, channels_last, a known input size
     and at most `MAX_TAPS_FILTERS` output channels; the layer is otherwise a plain
-    `tf.keras.layers.Conv2DTranspose` (same arguments, weights and config).
+    `keras.layers.Conv2DTranspose` (same arguments, weights and config).
     """
 
     def _uses_taps(self, inputs: tf.Tensor) -> bool:

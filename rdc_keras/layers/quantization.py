@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from rdc_keras.tfkeras import keras
+
 __all__ = [
     "DITHER_CONVENTION",
     "UniformQuantizer",
@@ -213,7 +215,7 @@ def dither(seeds: tf.Tensor, dim: int, num_levels: int) -> tf.Tensor:
     return centred * tf.constant(scale, tf.float32)
 
 
-class _Quantizer(tf.keras.layers.Layer):
+class _Quantizer(keras.layers.Layer):
     """Shared machinery: centres, rounding rule, soft path, rate and Keras config."""
 
     def __init__(self, num_levels: int, temperature: float = 1.0, **kwargs: Any) -> None:
@@ -319,7 +321,7 @@ class _Quantizer(tf.keras.layers.Layer):
         return config
 
 
-@tf.keras.utils.register_keras_serializable(package="rdc_keras")
+@keras.utils.register_keras_serializable(package="rdc_keras")
 class UniformQuantizer(_Quantizer):
     """L-level quantizer on [-1, 1]: nearest centre forward, soft-assignment gradient backward.
 
@@ -349,7 +351,7 @@ class UniformQuantizer(_Quantizer):
         return self._output(tf.gather(self.centers, self._checked_indices(indices)))
 
 
-@tf.keras.utils.register_keras_serializable(package="rdc_keras")
+@keras.utils.register_keras_serializable(package="rdc_keras")
 class UniversalQuantizer(_Quantizer):
     """Universal (subtractive-dither) L-level quantizer shared by sender and receiver.
 

@@ -12,21 +12,22 @@ import tensorflow as tf
 
 from rdc_keras import networks
 from rdc_keras.config import STRATEGIES, TrainConfig
+from rdc_keras.tfkeras import keras
 from rdc_keras.trainers.multihead import MultiHeadRDCTrainer
 from rdc_keras.trainers.rdc import RDCTrainer
 
 __all__ = ["build_trainer", "make_strategy"]
 
 
-def _optimizer(learning_rate: float, config: TrainConfig) -> tf.keras.optimizers.Optimizer:
-    optimizer = tf.keras.optimizers.Adam(
+def _optimizer(learning_rate: float, config: TrainConfig) -> keras.optimizers.Optimizer:
+    optimizer = keras.optimizers.Adam(
         learning_rate,
         beta_1=config.beta_1,
         beta_2=config.beta_2,
         epsilon=config.adam_epsilon,
     )
     if config.mixed_precision == "mixed_float16":
-        optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     return optimizer
 
 
@@ -42,9 +43,9 @@ def _check_resolved(config: TrainConfig) -> None:
 
 def build_trainer(
     config: TrainConfig,
-    reference_classifier: tf.keras.Model | None,
-    encoder: tf.keras.Model | None = None,
-    base_critic: tf.keras.Model | None = None,
+    reference_classifier: keras.Model | None,
+    encoder: keras.Model | None = None,
+    base_critic: keras.Model | None = None,
 ) -> RDCTrainer:
     """Builds and compiles the trainer of a resolved config (`TrainConfig.resolved()`).
 

@@ -13,9 +13,8 @@ import pathlib
 import time
 from typing import Any
 
-import tensorflow as tf
-
 from rdc_keras.files import atomic_write
+from rdc_keras.tfkeras import keras
 
 __all__ = ["EpochLog", "PiecewiseLearningRate", "StopOnNonFinite", "TrainingDivergedError"]
 
@@ -27,7 +26,7 @@ class TrainingDivergedError(RuntimeError):
     """A loss or metric became NaN/Inf; the last good epoch's state is kept in backup/."""
 
 
-class StopOnNonFinite(tf.keras.callbacks.Callback):
+class StopOnNonFinite(keras.callbacks.Callback):
     """Raises `TrainingDivergedError` at the first non-finite batch or epoch metric.
 
     Raising (rather than setting `stop_training`, as TerminateOnNaN does) skips the rest of
@@ -61,7 +60,7 @@ class StopOnNonFinite(tf.keras.callbacks.Callback):
         self._check(logs, "")
 
 
-class EpochLog(tf.keras.callbacks.Callback):
+class EpochLog(keras.callbacks.Callback):
     """Appends one JSON line per epoch to metrics.jsonl and prints a short progress line."""
 
     def __init__(self, path: pathlib.Path, total_epochs: int, verbose: int) -> None:
@@ -93,7 +92,7 @@ class EpochLog(tf.keras.callbacks.Callback):
             )
 
 
-class PiecewiseLearningRate(tf.keras.callbacks.Callback):
+class PiecewiseLearningRate(keras.callbacks.Callback):
     """Multiplies every optimizer's base learning rate by the per-epoch factor (digest §3.1)."""
 
     def __init__(self, base_rates: dict[str, float], boundaries, factors) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import tensorflow as tf
 
 from rdc_keras import config, data, networks, runs
+from rdc_keras.tfkeras import keras
 
 __all__ = ["evaluate_classifier", "train_classifier", "train_reference_classifier"]
 
@@ -33,8 +34,8 @@ def train_classifier(
     learning_rate: float | None = None,
     seed: int = 0,
     verbose: int | str = 2,
-    callbacks: list[tf.keras.callbacks.Callback] | None = None,
-) -> tf.keras.Model:
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> keras.Model:
     """Trains `networks.classifier(preset)` on batched (image, label) data with sparse CE (nats).
 
     Returns:
@@ -45,16 +46,16 @@ def train_classifier(
     learning_rate = defaults.classifier_learning_rate if learning_rate is None else learning_rate
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     model = networks.classifier(preset)
     if defaults.classifier_optimizer == "sgd":
-        optimizer = tf.keras.optimizers.SGD(learning_rate, momentum=defaults.classifier_momentum)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=defaults.classifier_momentum)
     else:
-        optimizer = tf.keras.optimizers.Adam(learning_rate)
+        optimizer = keras.optimizers.Adam(learning_rate)
     model.compile(
         optimizer=optimizer,
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     model.fit(
         train_data,
@@ -66,14 +67,14 @@ def train_classifier(
     return model
 
 
-def evaluate_classifier(model: tf.keras.Model, data: tf.data.Dataset) -> dict[str, float]:
+def evaluate_classifier(model: keras.Model, data: tf.data.Dataset) -> dict[str, float]:
     """Accuracy and mean cross-entropy (nats) of `model` on batched (image, label) data."""
-    ce = tf.keras.metrics.Mean()
-    accuracy = tf.keras.metrics.SparseCategoricalAccuracy()
+    ce = keras.metrics.Mean()
+    accuracy = keras.metrics.SparseCategoricalAccuracy()
     for images, labels in data:
         logits = tf.cast(model(images, training=False), tf.float32)
         ce.update_state(
-            tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         )
         accuracy.update_state(labels, logits)
     return {"accuracy": float(accuracy.result()), "ce_nats": float(ce.result())}
@@ -89,7 +90,7 @@ def train_reference_classifier(
     batch_size: int | None = None,
     learning_rate: float | None = None,
     verbose: int | str = 0,
-) -> tuple[tf.keras.Model, dict[str, Any]]:
+) -> tuple[keras.Model, dict[str, Any]]:
     """Trains the frozen judge on clean `dataset` images, scores it and saves it in `directory`.
 
     The classifier is trained in float32 (the global precision policy is set for the call and
@@ -107,8 +108,8 @@ def train_reference_classifier(
     test = data.prepare(
         data.load_dataset(dataset, "test", data_dir=data_dir), _EVAL_BATCH, shuffle=False
     )
-    previous_policy = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy("float32")
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
     try:
         start = time.perf_counter()
         model = train_classifier(
@@ -122,7 +123,7 @@ def train_reference_classifier(
         seconds = round(time.perf_counter() - start, 2)
         metrics = evaluate_classifier(model, test)
     finally:
-        tf.keras.mixed_precision.set_global_policy(previous_policy)
+        keras.mixed_precision.set_global_policy(previous_policy)
     runs.save_classifier(
         directory,
         model,

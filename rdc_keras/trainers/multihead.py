@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from rdc_keras import losses
 from rdc_keras.layers import dither
+from rdc_keras.tfkeras import keras
 from rdc_keras.trainers.rdc import _TEST_STREAM, _TRAIN_STREAM, RDCTrainer
 
 __all__ = ["MultiHeadRDCTrainer"]
@@ -41,14 +42,14 @@ class MultiHeadRDCTrainer(RDCTrainer):
 
     def __init__(
         self,
-        encoder: tf.keras.Model,
-        decoders: Sequence[tf.keras.Model],
+        encoder: keras.Model,
+        decoders: Sequence[keras.Model],
         num_levels: int,
-        classifier: tf.keras.Model,
+        classifier: keras.Model,
         *,
         head_lambda_c: Sequence[float],
         lambda_d: float = 1.0,
-        reference_classifier: tf.keras.Model | None = None,
+        reference_classifier: keras.Model | None = None,
         temperature: float = 1.0,
         seed: int = 0,
         **kwargs: Any,
@@ -86,12 +87,12 @@ class MultiHeadRDCTrainer(RDCTrainer):
             variables += decoder.trainable_variables
         return variables
 
-    def compile(self, generator_optimizer: tf.keras.optimizers.Optimizer, **kwargs: Any) -> None:
+    def compile(self, generator_optimizer: keras.optimizers.Optimizer, **kwargs: Any) -> None:
         """Like `RDCTrainer.compile`, plus per-head trackers mse_k and ce_k."""
         super().compile(generator_optimizer, **kwargs)
         for k in range(len(self.decoders)):
             for name in (f"mse_{k}", f"ce_{k}"):
-                self._trackers[name] = tf.keras.metrics.Mean(name=name)
+                self._trackers[name] = keras.metrics.Mean(name=name)
 
     @property
     def _test_metric_names(self) -> list[str]:

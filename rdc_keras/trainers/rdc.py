@@ -1,6 +1,6 @@
 """The RDC trainer: encoder, universal quantizer, decoder head, optional critic and classifier(s).
 
-`RDCTrainer` is a subclassed `tf.keras.Model` in the shape of tensorflow-compression's
+`RDCTrainer` is a subclassed `keras.Model` in the shape of tensorflow-compression's
 `bmshj2018.py` (a `compile` override with named metric trackers, `train_step`/`test_step`) with
 the WGAN-GP critic step of keras-io's `wgan_gp.py`. It minimises the generator loss of the paper
 (arXiv:2504.09025, eq. for L):
@@ -26,6 +26,7 @@ import tensorflow as tf
 from rdc_keras import losses
 from rdc_keras.config import CLASSIFIER_MODES, SCHEDULES
 from rdc_keras.layers import UniversalQuantizer, dither
+from rdc_keras.tfkeras import keras
 
 __all__ = ["CLASSIFIER_MODES", "SCHEDULES", "RDCTrainer"]
 
@@ -41,7 +42,7 @@ def _as_list(value: Any) -> list:
     return [value]
 
 
-class RDCTrainer(tf.keras.Model):
+class RDCTrainer(keras.Model):
     """Trains an encoder and one decoder head for one (lambda_d, lambda_c, lambda_p) point.
 
     Args:
@@ -70,17 +71,17 @@ class RDCTrainer(tf.keras.Model):
 
     def __init__(
         self,
-        encoder: tf.keras.Model,
-        decoder: tf.keras.Model,
+        encoder: keras.Model,
+        decoder: keras.Model,
         num_levels: int,
-        classifier: tf.keras.Model | Sequence[tf.keras.Model] | None = None,
-        critic: tf.keras.Model | None = None,
+        classifier: keras.Model | Sequence[keras.Model] | None = None,
+        critic: keras.Model | None = None,
         *,
         lambda_d: float = 1.0,
         lambda_c: float | Sequence[float] = 0.0,
         lambda_p: float = 0.0,
         classifier_mode: str = "pretrained",
-        reference_classifier: tf.keras.Model | None = None,
+        reference_classifier: keras.Model | None = None,
         temperature: float = 1.0,
         n_critic: int = 1,
         gp_weight: float = 10.0,
@@ -159,9 +160,9 @@ class RDCTrainer(tf.keras.Model):
 
     def compile(
         self,
-        generator_optimizer: tf.keras.optimizers.Optimizer,
-        critic_optimizer: tf.keras.optimizers.Optimizer | None = None,
-        classifier_optimizer: tf.keras.optimizers.Optimizer | None = None,
+        generator_optimizer: keras.optimizers.Optimizer,
+        critic_optimizer: keras.optimizers.Optimizer | None = None,
+        classifier_optimizer: keras.optimizers.Optimizer | None = None,
         **kwargs: Any,
     ) -> None:
         """Sets the optimizers and creates the named metric trackers (reset every epoch)."""
@@ -178,7 +179,7 @@ class RDCTrainer(tf.keras.Model):
             names += ["critic_loss", "gradient_penalty"]
         if self._trains_classifiers:
             names += ["classifier_loss"]
-        self._trackers = {name: tf.keras.metrics.Mean(name=name) for name in names}
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
         # Build optimizer slots now: `alternate` creates no variables inside a tf.cond branch.
         self.generator_optimizer.build(self._generator_variables)
         if self.critic_optimizer is not None:
@@ -187,7 +188,7 @@ class RDCTrainer(tf.keras.Model):
             self.classifier_optimizer.build(self._classifier_variables)
 
     @property
-    def metrics(self) -> list[tf.keras.metrics.Metric]:
+    def metrics(self) -> list[keras.metrics.Metric]:
         return list(getattr(self, "_trackers", {}).values())
 
     @property
@@ -263,26 +264,26 @@ class RDCTrainer(tf.keras.Model):
         return total
 
     @staticmethod
-    def _scaled(optimizer: tf.keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
+    def _scaled(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
         """The loss to differentiate: scaled by a LossScaleOptimizer (mixed_float16), else as is.
 
         Must be called inside the GradientTape: a loss scaled after the tape closed has no
         gradient.
         """
-        if isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
+        if isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
             return optimizer.get_scaled_loss(loss)
         return loss
 
     def _apply(
         self,
-        optimizer: tf.keras.optimizers.Optimizer,
+        optimizer: keras.optimizers.Optimizer,
         tape: tf.GradientTape,
         target: tf.Tensor,
         variables: list[tf.Variable],
     ) -> None:
         """Applies the gradients of `target` (from `_scaled`, inside `tape`), unscaled."""
         grads = tape.gradient(target, variables)
-        if isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
+        if isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
             grads = optimizer.get_unscaled_gradients(grads)
         optimizer.apply_gradients(zip(grads, variables))
 

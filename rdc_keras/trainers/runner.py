@@ -23,6 +23,7 @@ from rdc_keras import data, runs
 from rdc_keras.config import TrainConfig
 from rdc_keras.files import read_json
 from rdc_keras.layers import rate_bits
+from rdc_keras.tfkeras import keras
 from rdc_keras.trainers import callbacks as callbacks_lib
 from rdc_keras.trainers.build import build_trainer, make_strategy
 from rdc_keras.trainers.callbacks import TrainingDivergedError
@@ -105,7 +106,7 @@ def _reference_classifier(settings: TrainConfig, run: runs.RunDir) -> tuple[Any,
     return runs.load_classifier(directory)[0], str(directory)
 
 
-def _callbacks(settings: TrainConfig, run: runs.RunDir) -> list[tf.keras.callbacks.Callback]:
+def _callbacks(settings: TrainConfig, run: runs.RunDir) -> list[keras.callbacks.Callback]:
     return [
         callbacks_lib.StopOnNonFinite(),
         callbacks_lib.PiecewiseLearningRate(
@@ -122,10 +123,10 @@ def _callbacks(settings: TrainConfig, run: runs.RunDir) -> list[tf.keras.callbac
         callbacks_lib.EpochLog(run.metrics_path, settings.epochs, settings.verbose),
         # Kept after fit (removed once results.json exists): a kill during the final evaluate
         # and save resumes at the last epoch instead of training the run again.
-        tf.keras.callbacks.BackupAndRestore(str(run.backup_dir), delete_checkpoint=False),
+        keras.callbacks.BackupAndRestore(str(run.backup_dir), delete_checkpoint=False),
         # No graph: writing it at the first batch cost ~0.3 s per run and tripped Keras'
         # "callback is slow" warning on small batches.
-        tf.keras.callbacks.TensorBoard(str(run.logs_dir), update_freq="epoch", write_graph=False),
+        keras.callbacks.TensorBoard(str(run.logs_dir), update_freq="epoch", write_graph=False),
     ]
 
 
@@ -143,7 +144,7 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
             print(f"{run.path}: run already finished; results.json is up to date", flush=True)
         return run.results()
 
-    tf.keras.utils.set_random_seed(settings.seed)
+    keras.utils.set_random_seed(settings.seed)
     strategy = make_strategy(settings.strategy)
     train, test = _datasets(settings)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -151,8 +152,8 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
 
     start = time.perf_counter()
     # Layers take the global policy when built; the caller's policy is restored afterwards.
-    previous_policy = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy(settings.mixed_precision)
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(settings.mixed_precision)
     try:
         with strategy.scope():
             reference, reference_dir = _reference_classifier(settings, run)
@@ -162,7 +163,7 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
                 base_critic = runs.load_critic(settings.base_critic_dir)[0]
             trainer = build_trainer(settings, reference, encoder=encoder, base_critic=base_critic)
     finally:
-        tf.keras.mixed_precision.set_global_policy(previous_policy)
+        keras.mixed_precision.set_global_policy(previous_policy)
 
     trainer.fit(
         train,
