@@ -18,9 +18,9 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,6 +74,13 @@ def inner_env() -> dict[str, str]:
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
 
 
+def _unit(inner_unit: str, name: str, baseline_stack: str, benchmark: str) -> str:
+    """The inner row's unit without its own baseline note, plus this comparison's baseline."""
+    unit = re.sub(r"\s*\(baseline:[^)]*\)", "", inner_unit).strip()
+    better = "; lower is better" if "latency" in name else ""
+    return f"{unit} (baseline: {baseline_stack}; {benchmark}{better})"
+
+
 def build_records(
     runs: dict[str, dict[str, list[list[dict[str, Any]]]]], stacks: Sequence[str], command: str
 ) -> list[dict[str, Any]]:
@@ -97,7 +104,7 @@ def build_records(
                 records.add(
                     f"stack[{name}]@{stack}",
                     medians[stack][name],
-                    f"{units[name]} (baseline: {baseline_stack}; {benchmark})",
+                    _unit(units[name], name, baseline_stack, benchmark),
                     medians[baseline_stack][name],
                 )
     return records.records
@@ -131,18 +138,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     runs: dict[str, dict[str, list[list[dict[str, Any]]]]] = {
         b: {s: [] for s in stacks} for b in benchmarks
     }
-    with tempfile.TemporaryDirectory() as scratch:
-        for round_index in range(args.rounds):
-            shift = round_index % len(pythons)
-            order = list(range(len(pythons)))[shift:] + list(range(len(pythons)))[:shift]
-            for benchmark in benchmarks:
-                module, full, quick = BENCHMARKS[benchmark]
-                inner = list(quick if args.quick else full)
-                if benchmark == "inference":  # one export, written by the first run, for all
-                    inner += [f"--data_dir={args.data_dir}", f"--workdir={workdir / 'inference'}"]
-                for i in order:
-                    path = pathlib.Path(scratch) / f"{benchmark}-{round_index}-{stacks[i]}.json"
-                    runs[benchmark][stacks[i]].append(_run(pythons[i], module, inner, path))
+    raw = workdir / "runs"  # every inner run's records, kept beside the work (not committed)
+    raw.mkdir(parents=True, exist_ok=True)
+    for round_index in range(args.rounds):
+        shift = round_index % len(pythons)
+        order = list(range(len(pythons)))[shift:] + list(range(len(pythons)))[:shift]
+        for benchmark in benchmarks:
+            module, full, quick = BENCHMARKS[benchmark]
+            inner = list(quick if args.quick else full)
+            if benchmark == "inference":  # one export, written by the first run, for all
+                inner += [f"--data_dir={args.data_dir}", f"--workdir={workdir / 'inference'}"]
+            for i in order:
+                path = raw / f"{benchmark}-{round_index}-{stacks[i]}.json"
+                runs[benchmark][stacks[i]].append(_run(pythons[i], module, inner, path))
     records = build_records(runs, stacks, common.command_line("bench.bench_stacks", argv))
     common.report(output, records)
     return records

@@ -132,6 +132,13 @@ def _rate_args(c: Context) -> list[str]:
     return args + (["--epochs=1", "--steps_per_epoch=2"] if c.quick else [])
 
 
+def _stacks_args(c: Context) -> list[str]:
+    return ["--quick"] * c.quick + [
+        f"--data_dir={c.data_dir}",
+        f"--workdir={c.work_root / 'stacks'}",
+    ]
+
+
 def _bf16_quality_args(c: Context) -> list[str]:
     args = [f"--data_dir={c.data_dir}", f"--workdir={c.work_root / 'bf16_quality'}"]
     return ["--quick"] * c.quick + args
@@ -193,6 +200,13 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "train_bf16_quality.json",
         "bf16 training quality (item 3)",
         _bf16_quality_args,
+    ),
+    Benchmark(
+        "stacks",
+        "bench.bench_stacks",
+        "stacks.json",
+        "Train-step and inference rows on each supported stack (issue 17)",
+        _stacks_args,
     ),
 )
 
@@ -266,6 +280,7 @@ EXPECTED_ROWS: tuple[ExpectedRow, ...] = (
         "value <= 100 min",
         lambda r: r["value"] is not None and r["value"] <= 100.0,
     ),
+    ExpectedRow("17", "stack[", "reported (ratio: new stack / old, same run)"),
 )
 
 
@@ -306,9 +321,16 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _row(item: str, record: Mapping[str, Any] | None, name: str, target: str, meets) -> str:
+def _row(
+    item: str,
+    record: Mapping[str, Any] | None,
+    name: str,
+    target: str,
+    meets,
+    machine: str = "",
+) -> str:
     if record is None:
-        cells = [item, f"`{name}`", NOT_RECORDED, "", "", "", target, "", ""]
+        cells = [item, f"`{name}`", NOT_RECORDED, "", "", "", target, "", "", ""]
     else:
         status = "" if meets is None else ("met" if meets(record) else "missed")
         cells = [
@@ -319,6 +341,7 @@ def _row(item: str, record: Mapping[str, Any] | None, name: str, target: str, me
             _fmt(record["baseline"]),
             _fmt(record["ratio"]),
             target + (f" ({status})" if status else ""),
+            machine,
             record["date"] or "",
             f"`{_cell(record['command'] or '')}`",
         ]
@@ -326,8 +349,8 @@ def _row(item: str, record: Mapping[str, Any] | None, name: str, target: str, me
 
 
 _HEADER = (
-    "| item | result | value | unit | baseline | ratio | target | date | command |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| item | result | value | unit | baseline | ratio | target | machine | date | command |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 _PROSE = """\
@@ -434,6 +457,16 @@ on the machine it ran on (an EPYC without avx512_bf16, where bf16 is emulated).
 `--preset=mnist10k-rdpc` (the poster's "with Wasserstein regularisation" slice): E2E and
 universal heads over lambda_c in {0, .0066, .015} at a fixed lambda_p = .01 (universal heads on
 the lambda_c = .015, lambda_p = .01 encoder), same settings, same budget.
+
+## Stacks (issue 17): `python -m bench.bench_stacks`
+
+The train-step rows (float32 joint/alternate/RDC/phase-2 steps, mixed_bfloat16, both matmul
+peaks; 3 rounds per run) and the inference rows (3 rounds) once per supported stack
+(`.venv`: Python 3.11 + TF 2.14; `.venv-3.12`: Python 3.12 + TF 2.17 + tf-keras), each in its
+own interpreter, the stacks' order rotated between rounds (2 rounds by default). A
+`stack[<row>]@<stack>` row gives that stack's median as value and the Python 3.11 stack's median
+as baseline: ratio > 1 is faster for rates and utilisation (slower for latency rows). Both stacks
+load the same export, written by the first run.
 """
 
 
@@ -455,6 +488,12 @@ def render_markdown(
             "**Check run (`--quick`): tiny repetition counts and a reduced study. These numbers "
             "only show that the scripts work; they are not recordings.**",
         ]
+    machines = sorted({r.get("machine") or "" for r in records} - {""})
+    label = {m: f"M{i}" for i, m in enumerate(machines, 1)}
+
+    def machine_of(record: Mapping[str, Any]) -> str:
+        return label.get(record.get("machine") or "", "")
+
     lines += ["", "## Results (issue 9)", "", _HEADER]
     used: set[int] = set()
     for row in EXPECTED_ROWS:
@@ -463,14 +502,16 @@ def render_markdown(
         if not found:
             lines.append(_row(row.item, None, row.match.rstrip("["), row.target, None))
         for record in found:
-            lines.append(_row(row.item, record, record["name"], row.target, row.meets))
+            lines.append(
+                _row(row.item, record, record["name"], row.target, row.meets, machine_of(record))
+            )
     others = [r for r in records if id(r) not in used]
     if others:
         lines += ["", "## Other recorded results", "", _HEADER]
-        lines += [_row("", r, r["name"], "", None) for r in others]
-    machines = sorted({r.get("machine") or "" for r in records} - {""})
+        lines += [_row("", r, r["name"], "", None, machine_of(r)) for r in others]
     if machines:
-        lines += ["", "Machines:", ""] + [f"- {m}" for m in machines]
+        lines += ["", "Machines (the CPU differs between sessions: compare ratios, not times):", ""]
+        lines += [f"- {label[m]}: {m}" for m in machines]
     lines += ["", _PROSE]
     return "\n".join(lines).rstrip() + "\n"
 

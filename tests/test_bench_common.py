@@ -203,6 +203,7 @@ def test_benchmarks_md_marks_missing_rows_and_derives_the_saving():
     # One saving per configuration, from the smallest payload over the coding methods.
     assert len(savings) == 1 and ",range]" in savings[0]
     assert "| 0.05 |" in savings[0] and "(missed)" in savings[0]  # 1 - 3.8/4 = 0.05 < 0.10
+    assert "| M1 |" in savings[0] and "- M1: m" in text  # each row names its machine
 
 
 def test_write_results_is_atomic_and_keeps_the_record_key_order(tmp_path):
