@@ -149,3 +149,25 @@ def test_every_binary_refuses_a_bad_output_location_before_any_work(tmp_path):
         assert lines[-1].startswith(f"{program}: error: "), (program, lines[-1])
         assert message in lines[-1], (program, lines[-1])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing was written
+
+
+def test_main_wrapper_ends_quietly_when_the_reader_of_stdout_stops():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from rdc_keras.cli import common\n"
+        "def main(argv):\n"
+        "    for _ in range(10000):\n"
+        "        print('x' * 100)\n"
+        "sys.exit(common.main_wrapper(main)(['prog']))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.readline()  # the program is writing; stop reading, as `head -1` does
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr

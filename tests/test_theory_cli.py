@@ -159,3 +159,19 @@ def test_theory_modules_do_not_import_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_output_into_a_reader_that_stopped_ends_quietly_with_status_0():
+    # The read end is closed before the binary writes (as after `| head -1` has exited).
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rdc_keras.cli.theory", "gaussian", "--num_samples=1000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr

@@ -23,6 +23,7 @@ __all__ = [
     "number_list",
     "os_error_line",
     "parse_flags",
+    "quiet_when_piped_output_closes",
 ]
 
 
@@ -68,6 +69,26 @@ def os_error_line(error: OSError) -> str:
     return f"{' -> '.join(str(p) for p in paths)}: {problem}"
 
 
+def quiet_when_piped_output_closes(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
+    """Wraps `main` so that output piped into a reader that stopped early (`| head -1`, a `less`
+    quit before the end) ends the program quietly with status 0 instead of a BrokenPipeError
+    traceback. stdout is pointed at /dev/null first, so Python's flush at exit cannot fail again
+    (the recipe of the Python docs' signal module, with status 0 as `head` intends).
+    """
+
+    def wrapped(argv: list[str]) -> Any:
+        try:
+            result = main(argv)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+            return result
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
+
+    return wrapped
+
+
 def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
     """Turns expected failures raised by `main` into one line on stderr and exit code 2.
 
@@ -76,13 +97,17 @@ def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]
     and metadata), `OSError` (a path that cannot be read or written, a full disk) and the
     tf.errors of `_TF_ENVIRONMENT_ERRORS`.
     Anything else is a bug and keeps its traceback; RDC_TRACEBACK=1 shows one for these too.
+    Output piped into a reader that stops early ends quietly (`quiet_when_piped_output_closes`).
     """
 
+    @quiet_when_piped_output_closes
     def wrapped(argv: list[str]) -> Any:
         if len(argv) > 1:
             fail(f"unexpected positional arguments: {' '.join(argv[1:])}")
         try:
             return main(argv)
+        except BrokenPipeError:
+            raise  # the reader of stdout stopped: not a failure (see the decorator)
         except Exception as error:
             line = _expected_failure(error)
             if line is None or os.environ.get("RDC_TRACEBACK"):

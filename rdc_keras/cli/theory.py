@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from absl import app, flags
 
-from rdc_keras.cli.common import UserError, fail
+from rdc_keras.cli.common import UserError, fail, quiet_when_piped_output_closes
 from rdc_keras.theory.binary import BinarySource
 from rdc_keras.theory.gaussian import GaussianSource
 
@@ -250,7 +250,7 @@ def run() -> None:
     if entry is not None and not getattr(entry, "__doc__", None):
         entry.__doc__ = __doc__  # absl's --help prints __main__'s docstring
     _define_flags()
-    app.run(main, flags_parser=_parse_flags)
+    app.run(quiet_when_piped_output_closes(main), flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":
