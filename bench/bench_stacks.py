@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import re
 import subprocess
@@ -29,6 +28,7 @@ try:
 except ImportError:  # run as a script: python bench/bench_stacks.py
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     from bench import common
+from bench.train_step_workers import worker_env  # quiet TF, the repository on PYTHONPATH
 
 __all__ = ["BENCHMARKS", "build_records", "main", "stack_name"]
 
@@ -47,31 +47,29 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
 
 
 def stack_name(python: str) -> str:
-    """`tf<major.minor>-py<major.minor>` of an interpreter (runs it; TensorFlow not imported)."""
-    code = (
-        "import sys; from importlib import metadata; "
-        "t = metadata.version('tensorflow').split('.'); "
-        "print(f'tf{t[0]}.{t[1]}-py{sys.version_info[0]}.{sys.version_info[1]}')"
-    )
+    """`rdc_keras.tfkeras.stack_name()` as seen by another interpreter (run in a subprocess)."""
+    code = "from rdc_keras.tfkeras import stack_name; print(stack_name())"
     try:
-        result = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [python, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=common.REPO_ROOT,
+            env=worker_env(),
+        )
     except OSError as error:
         raise SystemExit(f"--python={python}: does not run ({error.strerror})") from None
     if result.returncode != 0:
         raise SystemExit(f"--python={python}: does not run ({result.stderr.strip()[-200:]})")
-    return result.stdout.strip()
+    return result.stdout.strip().splitlines()[-1]
 
 
 def _run(python: str, module: str, args: Sequence[str], output: pathlib.Path) -> list[dict]:
     command = [python, "-m", module, *args, f"--output={output}"]
     print(f"$ {' '.join(command)}", flush=True)
-    subprocess.run(command, check=True, cwd=common.REPO_ROOT, env=inner_env())
+    subprocess.run(command, check=True, cwd=common.REPO_ROOT, env=worker_env())
     return json.loads(output.read_text())
-
-
-def inner_env() -> dict[str, str]:
-    """The inner runs' environment: quiet TF (the workers set their own PYTHONPATH)."""
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
 
 
 def _unit(inner_unit: str, name: str, baseline_stack: str, benchmark: str) -> str:

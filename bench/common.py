@@ -32,7 +32,6 @@ from typing import Any
 
 from rdc_keras import runs
 from rdc_keras.files import atomic_write, read_json
-from rdc_keras.tfkeras import keras
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -269,8 +268,8 @@ def untrained_classifier(
     whose weights do not change a timing); a recording that needs a real judge trains one with
     `rdc_keras.trainers.classifier.train_reference_classifier`.
     """
-
     from rdc_keras import networks
+    from rdc_keras.tfkeras import keras
 
     directory = pathlib.Path(directory)
     if not runs.is_saved_network(directory):
@@ -408,6 +407,7 @@ def layer_flops(model: Any) -> list[LayerFlops]:
       TypeError: a layer type with a kernel that this counter does not know (so nothing is
         silently left out).
     """
+    from rdc_keras.tfkeras import keras
 
     out = []
     for layer in _iter_layers(model):

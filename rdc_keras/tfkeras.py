@@ -26,6 +26,13 @@ def tensorflow_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
+def stack_name() -> str:
+    """The running stack as `tf<major.minor>-py<major.minor>`, e.g. "tf2.17-py3.12" (the names of
+    the cross-stack fixtures and of the stacks benchmark's rows)."""
+    major, minor = tensorflow_version()
+    return f"tf{major}.{minor}-py{sys.version_info[0]}.{sys.version_info[1]}"
+
+
 def keras_version() -> str:
     """The distribution providing `keras` and its version, e.g. "tf-keras 2.17.0"."""
     name = "keras" if tensorflow_version() < KERAS3_TENSORFLOW else "tf-keras"
@@ -79,4 +86,4 @@ def _load() -> ModuleType:
 
 keras = _load()
 
-__all__ = ["KERAS3_TENSORFLOW", "keras", "keras_version", "tensorflow_version"]
+__all__ = ["KERAS3_TENSORFLOW", "keras", "keras_version", "stack_name", "tensorflow_version"]

@@ -24,19 +24,13 @@ from conftest import untrained_digits_export
 
 from rdc_keras import codec, data, export
 from rdc_keras.files import read_json, write_json
-from rdc_keras.tfkeras import keras, keras_version, tensorflow_version
+from rdc_keras.tfkeras import keras, keras_version, stack_name
 
 STACKS_DIR = pathlib.Path(__file__).resolve().parent / "fixtures" / "stacks"
 SUPPORTED = ("tf2.14-py3.11", "tf2.17-py3.12")
 METHODS = ("fixed", "range", "dithered")
 SEED = 11
 NUM_IMAGES = 6
-
-
-def current_stack() -> str:
-    """The name of the running stack, as the fixture folders are named."""
-    major, minor = tensorflow_version()
-    return f"tf{major}.{minor}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def _seeds() -> np.ndarray:
@@ -69,7 +63,7 @@ def write_fixture(directory: pathlib.Path) -> None:
     write_json(
         directory / "stack.json",
         {
-            "stack": current_stack(),
+            "stack": stack_name(),
             "python": sys.version.split()[0],
             "tensorflow": tf.__version__,
             "keras": keras_version(),
@@ -100,7 +94,7 @@ def exported(fixture_dir):
 def test_every_supported_stack_has_a_fixture():
     names = [path.name for path in _fixtures()]
     assert set(SUPPORTED) <= set(names), names
-    assert current_stack() in SUPPORTED, f"{current_stack()} is not a supported stack"
+    assert stack_name() in SUPPORTED, f"{stack_name()} is not a supported stack"
     for path in _fixtures():
         assert read_json(path / "stack.json")["stack"] == path.name
 
@@ -139,7 +133,7 @@ def main() -> int:
     if sys.argv[1:] != ["--write"]:
         print(f"usage: python {pathlib.Path(__file__).name} --write", file=sys.stderr)
         return 2
-    target = STACKS_DIR / current_stack()
+    target = STACKS_DIR / stack_name()
     if target.exists():
         print(f"{target}: exists; remove it first to rewrite it on purpose", file=sys.stderr)
         return 2
