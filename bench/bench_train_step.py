@@ -53,11 +53,11 @@ from typing import Any
 
 try:
     from bench import common
-    from bench.train_step_workers import CASES, WorkerClient, worker_env
+    from bench.train_step_workers import CASES, WORKERS, WorkerClient, worker_env
 except ImportError:  # run as a script: python bench/bench_train_step.py
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     from bench import common
-    from bench.train_step_workers import CASES, WorkerClient, worker_env
+    from bench.train_step_workers import CASES, WORKERS, WorkerClient, worker_env
 
 __all__ = ["CASES", "build_records", "main", "parse_args"]
 
@@ -88,22 +88,27 @@ def _set_up(
 
     A case whose setup fails is reported and left out.
     """
-    env = worker_env()
     threads = args.threads or common.thread_count()
     infos: dict[str, dict[str, Any]] = {}
     setups: dict[str, dict[str, Any]] = {}
     steps: dict[str, int] = {}
-    for kind in ("tf", "torch"):  # the TF worker always runs: FLOP counts, preset settings
-        kind_cases = [c for c in cases if CASES[c][0] == kind]
-        if not kind_cases and kind == "torch":
+    for worker, (kind, overrides, inter_op) in WORKERS.items():
+        kind_cases = [c for c in cases if CASES[c][0] == worker]
+        # The "tf" worker always runs (FLOP counts, preset settings); others only when needed.
+        if not kind_cases and worker != "tf" and not (worker == "tf_inter1" and args.op_profile):
             continue
-        # The TF worker keeps TF's default pool unless --threads; torch always matches it.
-        workers[kind] = WorkerClient(kind, args.threads if kind == "tf" else threads, env)
-        infos[kind] = workers[kind].call("info")
+        # TF keeps its default intra-op pool unless --threads; torch always matches it.
+        workers[worker] = WorkerClient(
+            kind,
+            args.threads if kind == "tf" else threads,
+            worker_env(overrides),
+            inter_op_threads=inter_op,
+        )
+        infos[worker] = workers[worker].call("info")
         for case in kind_cases:
             print(f"setting up {case} ({CASES[case][1]}) ...", flush=True)
             try:
-                setups[case] = workers[kind].call(
+                setups[case] = workers[worker].call(
                     "setup",
                     case=case,
                     warmup=args.warmup,
@@ -157,14 +162,36 @@ def _speed(args: argparse.Namespace, argv: list[str] | None) -> list[dict[str, A
         print(
             f"timing {len(contenders)} contenders x {args.repeats} interleaved rounds", flush=True
         )
-        runs = common.interleave(contenders, args.repeats)
+        runs = common.interleave(contenders, args.repeats) if contenders else {}
+        profile = None
+        if args.op_profile:
+            print(f"profiling {args.op_profile} alternate-step pairs (one inter-op thread) ...")
+            profile = workers["tf_inter1"].call("profile_gan", pairs=args.op_profile)
     finally:
         for worker in workers.values():
             worker.close()
 
     rates = {c: common.median(r["rate"] for r in results) for c, results in runs.items()}
     _print_table(runs, rates, infos)
-    return build_records(rates, infos, common.command_line("bench.bench_train_step", argv))
+    if profile:
+        _print_profile(profile)
+    command = common.command_line("bench.bench_train_step", argv)
+    return build_records(rates, infos, command, profile)
+
+
+def _print_profile(profile: dict[str, Any]) -> None:
+    print(
+        f"\nper-op profile: {profile['op_ms_per_pair']:.1f} ms of ops per pair, "
+        f"{profile['wall_ms_per_pair']:.1f} ms wall per pair untraced"
+    )
+    for row in profile["rows"]:
+        print(
+            f"  {row['turn']:15s} {row['piece']:62s} {row['ms_per_pair']:8.1f} ms "
+            f"{100 * row['share']:5.1f} %  ({row['ops_per_pair']:.0f} ops)"
+        )
+    print("  longest ops per pair:")
+    for op in profile["top_ops"]:
+        print(f"    {op['ms_per_pair']:7.1f} ms  {op['type']:36s} {op['name']}")
 
 
 def _print_table(runs, rates, infos) -> None:
@@ -187,9 +214,13 @@ def _print_table(runs, rates, infos) -> None:
 
 
 def build_records(
-    rates: dict[str, float], infos: dict[str, dict[str, Any]], command: str
+    rates: dict[str, float],
+    infos: dict[str, dict[str, Any]],
+    command: str,
+    profile: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """The result records from the median rates per case and the workers' `info` replies."""
+    """The result records from the median rates per case, the workers' `info` replies and the
+    GAN step's op profile (`profile_gan`'s reply)."""
     records = common.Records(command)
     add = records.add
     for schedule in ("joint", "alternate"):
@@ -203,7 +234,8 @@ def build_records(
             unit = f"images/s (baseline: {best})"
             add(f"train_step_vs_pytorch[{schedule}]", ours, unit, variants[best])
     flops = infos.get("tf", {}).get("step_flops_per_image", {})
-    peak = rates.get("matmul_f32")
+    # The float32 peak is the faster of the matmul kernels this TensorFlow has (oneDNN, Eigen).
+    peak = max((rates[c] for c in ("matmul_f32", "matmul_f32_eigen") if rates.get(c)), default=0)
     if peak:
         for schedule in ("joint", "alternate"):
             if rates.get(f"tf_{schedule}"):
@@ -238,7 +270,54 @@ def build_records(
         )
     if rates.get("matmul_bf16") and peak:
         add("matmul_peak_bf16_vs_f32", rates["matmul_bf16"] / 1e9, "GFLOP/s", peak / 1e9)
+    _gan_records(rates, infos, add)
+    for row in (profile or {}).get("rows", []):
+        add(
+            f"gan_step_profile[{row['turn']}: {row['piece']}]",
+            row["ms_per_pair"],
+            "ms per critic+generator pair (ratio: share of all op time)",
+            profile["op_ms_per_pair"],
+        )
+    if profile:
+        add(
+            "gan_step_profile_op_time_vs_wall",
+            profile["op_ms_per_pair"],
+            "ms of ops per pair (baseline: wall ms per pair, untraced, one inter-op thread)",
+            profile["wall_ms_per_pair"],
+        )
     return records.records
+
+
+# Issue 18's levers: record name -> (contender, baseline contender); ratio = speedup.
+GAN_LEVERS: dict[str, tuple[str, str]] = {
+    "gan_step_lever[onednn_vs_eigen]": ("tf_alternate", "tf_alternate_eigen"),
+    "gan_step_lever[concatenated_critic_call]": ("tf_alternate_concat", "tf_alternate"),
+    "gan_step_lever[inter_op_threads=1]": ("tf_alternate_inter1", "tf_alternate"),
+    "rdc_step_lever[onednn_vs_eigen]": ("tf_rdc", "tf_rdc_eigen"),
+}
+
+
+def _gan_records(rates: dict[str, float], infos: dict[str, dict[str, Any]], add) -> None:
+    """Issue 18: bf16 over float32 on the alternate step, the levers, the matmul kernels."""
+    if rates.get("tf_alternate_bf16") and rates.get("tf_alternate"):
+        add(
+            "train_step_bf16_speedup[alternate]",
+            rates["tf_alternate_bf16"],
+            "images/s (baseline: tf_alternate, float32)",
+            rates["tf_alternate"],
+        )
+    for name, (case, baseline) in GAN_LEVERS.items():
+        if rates.get(case) and rates.get(baseline):
+            add(name, rates[case], f"images/s (baseline: {baseline})", rates[baseline])
+    if rates.get("matmul_f32") and rates.get("matmul_f32_eigen"):
+        onednn = infos.get("tf", {}).get("onednn")
+        add(
+            "matmul_peak_f32_default_vs_eigen",
+            rates["matmul_f32"] / 1e9,
+            f"GFLOP/s with the library's default kernels (oneDNN {'on' if onednn else 'off'}; "
+            "baseline: oneDNN off)",
+            rates["matmul_f32_eigen"] / 1e9,
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,6 +335,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--matmul_size", type=int, default=None, help="default 4096; quick 1024")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (both)")
     parser.add_argument("--profile_dir", default=None, help="write TF profiler traces here")
+    parser.add_argument(
+        "--op_profile",
+        type=int,
+        default=0,
+        help="also profile this many alternate-step pairs op by op (0: no profile)",
+    )
     parser.add_argument("--output", default=None, help=f"default bench/results/{RESULT_FILE}")
     parser.add_argument(
         QUALITY_FLAG,
@@ -280,7 +365,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         },
     )
     common.check_minimum(parser, args, 1, "repeats", "matmul_size", "steps")
-    common.check_minimum(parser, args, 0, "warmup", "block_seconds")
+    common.check_minimum(parser, args, 0, "warmup", "block_seconds", "op_profile")
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in args.cases if c not in CASES]
     if unknown:

@@ -77,15 +77,8 @@ _INTERESTING_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx5
 
 
 def cpu_flags() -> set[str]:
-    """The CPU's ISA flags from /proc/cpuinfo (empty when unavailable, e.g. not Linux)."""
-    try:
-        text = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
+    """The CPU's ISA flags (`rdc_keras.runs.cpu_flags`: empty when unavailable)."""
+    return runs.cpu_flags()
 
 
 def thread_count() -> int:

@@ -139,6 +139,29 @@ def _stacks_args(c: Context) -> list[str]:
     ]
 
 
+GAN_STEP_CASES = (
+    "tf_alternate,tf_alternate_eigen,tf_alternate_concat,tf_alternate_inter1,tf_alternate_bf16,"
+    "tf_joint,tf_rdc,tf_rdc_eigen,tf_rdc_phase2,torch_alternate,torch_alternate_cl,"
+    "matmul_f32,matmul_f32_eigen,matmul_bf16"
+)
+
+
+def _gan_step_args(c: Context) -> list[str]:
+    return ["--quick"] * c.quick + [
+        f"--cases={GAN_STEP_CASES}",
+        "--repeats",
+        c.repeats(2 if c.quick else 5),
+        "--block_seconds=6",
+        "--op_profile",
+        "2" if c.quick else "20",
+    ]
+
+
+def _kernel_quality_args(c: Context) -> list[str]:
+    args = [f"--data_dir={c.data_dir}", f"--workdir={c.work_root / 'kernel_quality'}"]
+    return ["--quick"] * c.quick + args
+
+
 def _bf16_quality_args(c: Context) -> list[str]:
     args = [f"--data_dir={c.data_dir}", f"--workdir={c.work_root / 'bf16_quality'}"]
     return ["--quick"] * c.quick + args
@@ -151,6 +174,20 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "train_step.json",
         "Training step vs PyTorch, FLOP utilization, bf16 and other levers (items 1-3)",
         _train_step_args,
+    ),
+    Benchmark(
+        "gan_step",
+        "bench.bench_train_step",
+        "gan_step.json",
+        "The GAN alternate step: peak, utilisation per step kind, levers, op profile (issue 18)",
+        _gan_step_args,
+    ),
+    Benchmark(
+        "kernel_quality",
+        "bench.bench_kernel_quality",
+        "kernel_quality.json",
+        "Trained GAN models with oneDNN vs Eigen kernels (issue 18)",
+        _kernel_quality_args,
     ),
     Benchmark(
         "inference",
@@ -281,6 +318,31 @@ EXPECTED_ROWS: tuple[ExpectedRow, ...] = (
         lambda r: r["value"] is not None and r["value"] <= 100.0,
     ),
     ExpectedRow("17", "stack[", "reported (ratio: new stack / old, same run)"),
+    ExpectedRow(
+        "18", "train_step_flop_utilization[alternate]", "ratio >= 0.75", _ratio_at_least(0.75)
+    ),
+    ExpectedRow("18", "train_step_vs_pytorch[alternate]", "ratio >= 1.4", _ratio_at_least(1.4)),
+    ExpectedRow("18", "train_step_bf16_speedup[alternate]", "ratio >= 1.5", _ratio_at_least(1.5)),
+    ExpectedRow(
+        "18 (lever)",
+        "gan_step_lever[",
+        "kept if ratio > 1.02",
+        lambda r: r["ratio"] is not None and r["ratio"] > 1.02,
+    ),
+    ExpectedRow("18 (lever)", "rdc_step_lever[", "reported"),
+    ExpectedRow("18 (context)", "matmul_peak_f32_default_vs_eigen", "reported"),
+    ExpectedRow(
+        "18 (quality)",
+        "kernel_quality_mse[",
+        "ratio within the same-seed spread below",
+    ),
+    ExpectedRow("18 (quality)", "kernel_quality_mse_same_seed_spread[", "reported"),
+    ExpectedRow("18 (quality)", "kernel_quality_mse_mean[", "reported"),
+    ExpectedRow(
+        "18 (profile)",
+        "gan_step_profile_op_time_vs_wall",
+        "reported (table: where the GAN step's time goes)",
+    ),
 )
 
 
@@ -404,6 +466,28 @@ same rounds). `tf_rdc` and `tf_rdc_phase2` are the RDC-only steps (lambda_p = 0,
 pretrained classifier, lambda_c = 0.015) that every model of `rdc-experiment` trains with; their
 FLOP utilizations (`bench.common.rdc_step_flops`) explain the study's wall time.
 
+## The GAN step near the peak (issue 18): `python -m bench.run_all --only gan_step`
+
+The same benchmark (`bench.bench_train_step`) with the issue-18 contenders, each TensorFlow
+setting in its own worker process: `tf` runs the library's defaults (`import rdc_keras` before
+TensorFlow, so oneDNN is on; `onednn` in the worker info says what TensorFlow really runs),
+`tf_eigen` the same cases with `TF_ENABLE_ONEDNN_OPTS=0`, `tf_inter1` with one inter-op thread.
+The float32 peak is the faster of the oneDNN and Eigen 4096² matmuls of the same rounds
+(`matmul_peak_f32_default_vs_eigen` shows both), so the utilisation rows of every step kind (GAN
+joint, GAN alternate, RDC, phase-2 head) are over the best matmul this TensorFlow has on this
+machine. Levers, each a contender of the same rounds (`gan_step_lever[...]`, ratio = speedup):
+oneDNN vs Eigen kernels (also on the RDC step), one critic call on the concatenated
+real/fake/interpolate batch (`train_step_workers._concatenated_critic_update`: the same
+update, tested against the trainer's), one inter-op thread, and `mixed_bfloat16`. `--op_profile N`
+profiles N alternate pairs in the `tf_inter1` worker: the critic and generator turns run as two
+`tf.function`s under the TF profiler, and `bench/gan_profile.py` sums the executor threads' op
+durations by the name scopes the trainer puts on each piece (`reconstruct`, `critic_scores`,
+`gradient_penalty`, `generator_critic`, the optimizers' `Adam`); with one inter-op thread the op
+durations add up to the wall time (`gan_step_profile_op_time_vs_wall`), so the shares are of
+the step. `python -m bench.bench_kernel_quality` trains the MNIST-10k perception model
+(alternate, lambda_p = 0.015, 3 epochs) with oneDNN and with Eigen kernels for two seeds, plus a
+second oneDNN run of seed 0 (the same-seed spread), with one judge.
+
 ## bf16 training quality (item 3): `python -m bench.bench_bf16_quality`
 
 `python -m bench.bench_bf16_quality --seeds=0,1,2` trains the MNIST-10k
@@ -505,15 +589,46 @@ def render_markdown(
             lines.append(
                 _row(row.item, record, record["name"], row.target, row.meets, machine_of(record))
             )
-    others = [r for r in records if id(r) not in used]
+    # The profile's rows have a table of their own (`_profile_table`).
+    others = [r for r in records if id(r) not in used and not r["name"].startswith(PROFILE_PREFIX)]
     if others:
         lines += ["", "## Other recorded results", "", _HEADER]
         lines += [_row("", r, r["name"], "", None, machine_of(r)) for r in others]
+    lines += _profile_table(records, machine_of)
     if machines:
         lines += ["", "Machines (the CPU differs between sessions: compare ratios, not times):", ""]
         lines += [f"- {label[m]}: {m}" for m in machines]
     lines += ["", _PROSE]
     return "\n".join(lines).rstrip() + "\n"
+
+
+PROFILE_PREFIX = "gan_step_profile["
+
+
+def _profile_table(records: Sequence[Mapping[str, Any]], machine_of) -> list[str]:
+    """The GAN step's per-op profile (issue 18) as a short table: piece, ms per pair, share."""
+    rows = [r for r in records if r.get("name", "").startswith(PROFILE_PREFIX)]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Where the GAN step's time goes (issue 18)",
+        "",
+        f"One critic + generator pair of the alternate step, float32, batch 64, profiled op by op "
+        f"(`bench/gan_profile.py`; machine {machine_of(rows[0])}, {rows[0]['date']}; "
+        f"`{_cell(rows[0]['command'] or '')}`):",
+        "",
+        "| turn | piece | ms per pair | share of op time |",
+        "|---|---|---|---|",
+    ]
+    for record in rows:
+        turn, _, piece = record["name"][len(PROFILE_PREFIX) : -1].partition(": ")
+        lines.append(
+            f"| {turn} | {_cell(piece)} | {record['value']:.1f} | {100 * record['ratio']:.1f} % |"
+        )
+    total = rows[0]["baseline"]
+    lines.append(f"| | all ops | {total:.1f} | 100 % |")
+    return lines
 
 
 def _relative(path: str | pathlib.Path) -> str:

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import itertools
 import json
 import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import time
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,13 +37,35 @@ except ImportError:  # run as a script: python bench/train_step_workers.py
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
     from bench import common
 
-__all__ = ["CASES", "Contender", "TFWorker", "TorchWorker", "Worker", "WorkerClient", "main"]
+__all__ = [
+    "CASES",
+    "WORKERS",
+    "Contender",
+    "TFWorker",
+    "TorchWorker",
+    "Worker",
+    "WorkerClient",
+    "base_case",
+    "main",
+    "worker_env",
+]
 
 BATCH, LATENT_DIM, NUM_LEVELS = 64, 3, 3
 LAMBDA_C, LAMBDA_P = 0.015, 0.015
 POOL_BATCHES = 16
 SEED = 0
 PREFIX = "@@bench "
+
+# worker -> (kind, environment overrides, inter-op threads or None for TF's default). Every
+# worker is its own process; "tf" runs with the library's defaults (rdc_keras turns oneDNN on).
+WORKERS: dict[str, tuple[str, dict[str, str], int | None]] = {
+    "tf": ("tf", {}, None),
+    "tf_eigen": ("tf", {"TF_ENABLE_ONEDNN_OPTS": "0"}, None),
+    "tf_inter1": ("tf", {}, 1),
+    "torch": ("torch", {}, None),
+}
+# Suffix of a case run by another worker than its base case (the same contender otherwise).
+_WORKER_SUFFIXES = {"_eigen": "tf_eigen", "_inter1": "tf_inter1"}
 
 # case -> (worker, description)
 CASES: dict[str, tuple[str, str]] = {
@@ -58,6 +83,16 @@ CASES: dict[str, tuple[str, str]] = {
     "tf_encoder_forward": ("tf", "the frozen encoder's inference forward pass alone, float32"),
     "matmul_f32": ("tf", "square tf.linalg.matmul, float32"),
     "matmul_bf16": ("tf", "square tf.linalg.matmul, bfloat16"),
+    # Issue 18: the GAN alternate step and its levers.
+    "tf_alternate_bf16": ("tf", "ours, alternate, mixed_bfloat16"),
+    "tf_alternate_concat": (
+        "tf",
+        "lever: alternate, one critic call on the concatenated real/fake/interpolate batch",
+    ),
+    "tf_alternate_eigen": ("tf_eigen", "ours, alternate, float32, oneDNN off (Eigen kernels)"),
+    "tf_rdc_eigen": ("tf_eigen", "ours, RDC-only phase-1 step, float32, oneDNN off"),
+    "matmul_f32_eigen": ("tf_eigen", "square tf.linalg.matmul, float32, oneDNN off"),
+    "tf_alternate_inter1": ("tf_inter1", "ours, alternate, float32, one inter-op thread"),
 }
 # Our phase-1 steps: case -> (schedule, precision, jit_compile, feed).
 TF_STEP_CASES: dict[str, tuple[str, str, bool, str]] = {
@@ -66,7 +101,16 @@ TF_STEP_CASES: dict[str, tuple[str, str, bool, str]] = {
     "tf_joint_bf16": ("joint", "mixed_bfloat16", False, "memory"),
     "tf_joint_xla": ("joint", "float32", True, "memory"),
     "tf_joint_tfdata": ("joint", "float32", False, "tfdata"),
+    "tf_alternate_bf16": ("alternate", "mixed_bfloat16", False, "memory"),
 }
+
+
+def base_case(case: str) -> str:
+    """The contender a case builds: `case` without the suffix naming its worker."""
+    for suffix in _WORKER_SUFFIXES:
+        if case.endswith(suffix):
+            return case[: -len(suffix)]
+    return case
 
 
 def pool_arrays():
@@ -148,11 +192,15 @@ class Worker:
     def profile(self, case: str, contender: Contender, profile_dir: str) -> None:
         """Writes profiler traces of a few calls (TF only)."""
 
+    def extra_handlers(self) -> dict[str, Callable[..., dict[str, Any]]]:
+        """Requests beyond setup/run/info this worker answers."""
+        return {}
+
     def setup(
         self, case: str, warmup: int, profile_dir: str | None = None, **options: Any
     ) -> dict[str, Any]:
         """Builds `case`, traces it, warms it up; returns the seconds taken and units per call."""
-        if CASES.get(case, ("",))[0] != self.kind:
+        if WORKERS.get(CASES.get(case, ("",))[0], ("",))[0] != self.kind:
             raise ValueError(f"{case!r} is not a {self.kind} case")
         start = time.perf_counter()
         contender = self.build(case, **options)
@@ -179,6 +227,7 @@ class Worker:
         protocol = os.fdopen(os.dup(1), "w", buffering=1)
         os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
         handlers = {"setup": self.setup, "run": self.run, "info": self.info}
+        handlers.update(self.extra_handlers())
         for line in sys.stdin:
             request = json.loads(line)
             if request["cmd"] == "exit":
@@ -188,6 +237,40 @@ class Worker:
             except Exception as error:  # reported to the parent, which skips the case
                 reply = {"error": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
             protocol.write(PREFIX + json.dumps(reply) + "\n")
+
+
+def _concatenated_critic_update(self: Any, images: Any, x_hat: Any, index: int = 0) -> None:
+    """Lever: `RDCTrainer._critic_update` with one critic call on [real; fake; interpolates].
+
+    The critic has no batch coupling, so the scores and the penalty's input gradient equal
+    those of three separate calls; the penalty's epsilon stream is the trainer's own.
+    """
+    import tensorflow as tf
+
+    from rdc_keras.trainers import rdc
+
+    x_hat = tf.stop_gradient(x_hat)
+    batch = tf.shape(images)[0]
+    epsilon = tf.random.stateless_uniform(
+        [batch, 1, 1, 1],
+        seed=self._stream_seed(rdc._PENALTY_STREAM, self._step * self.n_critic + index),
+    )
+    interpolates = epsilon * images + (1.0 - epsilon) * x_hat
+    with tf.GradientTape() as tape:
+        with tf.GradientTape() as inner:
+            inner.watch(interpolates)
+            together = tf.concat([images, x_hat, interpolates], axis=0)
+            scores = tf.cast(self.critic(together, training=True), tf.float32)[:, 0]
+            real, fake, middle = scores[:batch], scores[batch : 2 * batch], scores[2 * batch :]
+        gradients = inner.gradient(middle, interpolates)
+        norms = tf.sqrt(tf.reduce_sum(tf.square(tf.reshape(gradients, [batch, -1])), 1) + 1e-12)
+        penalty = tf.square(norms - 1.0)
+        per_example = fake - real + self.gp_weight * penalty
+        loss = tf.nn.compute_average_loss(per_example)
+    self._apply(self.critic_optimizer, tape, loss, self.critic.trainable_variables)
+    self._trackers["critic_loss"].update_state(per_example)
+    self._trackers["gradient_penalty"].update_state(penalty)
+    self._trackers["w1"].update_state(real - fake)
 
 
 def _config(**changes: Any) -> Any:
@@ -209,16 +292,23 @@ class TFWorker(Worker):
 
     kind = "tf"
 
-    def __init__(self, threads: int | None) -> None:
+    def __init__(self, threads: int | None, inter_op_threads: int | None = None) -> None:
         super().__init__()
+        # rdc_keras before TensorFlow, as a user's script: its import sets the oneDNN default.
+        importlib.import_module("rdc_keras")
         import tensorflow as tf
 
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
+        if inter_op_threads:
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op_threads)
         self.tf = tf
         self.pool = [(tf.constant(x), tf.constant(y)) for x, y in pool_batches()]
 
     def build(self, case: str, matmul_size: int = 4096, **_: Any) -> Contender:
+        case = base_case(case)
+        if case == "tf_alternate_concat":
+            return self._phase1_step("alternate", "float32", False, "memory", concatenated=True)
         if case in ("tf_rdc", "tf_rdc_phase2"):
             return self._rdc_step(frozen=case == "tf_rdc_phase2")
         if case == "tf_encoder_forward":
@@ -249,9 +339,13 @@ class TFWorker(Worker):
         finally:
             keras.mixed_precision.set_global_policy(previous)
 
-    def _phase1_step(self, schedule: str, precision: str, jit: bool, feed: str) -> Contender:
+    def _phase1_step(
+        self, schedule: str, precision: str, jit: bool, feed: str, concatenated: bool = False
+    ) -> Contender:
         tf = self.tf
         trainer = self._phase1_trainer(schedule, precision, jit)
+        if concatenated:
+            trainer._critic_update = types.MethodType(_concatenated_critic_update, trainer)
         if feed == "memory":
             fn = tf.function(trainer.train_step, jit_compile=jit)
             return Contender(_cycling(fn, self.pool), _loss, float(BATCH), fn)
@@ -302,9 +396,59 @@ class TFWorker(Worker):
         contender.time(3)
         self.tf.profiler.experimental.stop()
 
+    def extra_handlers(self) -> dict[str, Callable[..., dict[str, Any]]]:
+        return {"profile_gan": self.profile_gan}
+
+    def profile_gan(self, pairs: int = 10, warmup: int = 3) -> dict[str, Any]:
+        """The per-op profile of the alternate GAN step (bench/gan_profile.py), `pairs` pairs.
+
+        The critic and generator turns run as two functions (the step's `tf.cond` branches),
+        traced in two profiler sessions; their wall time per pair is measured untraced first.
+        """
+        from bench import gan_profile
+
+        tf = self.tf
+        trainer = self._phase1_trainer("alternate", "float32", False)
+        critic_turn = tf.function(trainer._critic_turn)
+        generator_turn = tf.function(trainer._generator_turn)
+        batches = itertools.cycle(self.pool)
+
+        def pair() -> Any:
+            critic_turn(next(batches))
+            return generator_turn(next(batches))
+
+        for _ in range(warmup + 1):
+            _loss(pair())
+        start = time.perf_counter()
+        for _ in range(pairs):
+            logs = pair()
+        _loss(logs)
+        wall = (time.perf_counter() - start) / pairs
+        turns = []
+        with tempfile.TemporaryDirectory(prefix="gan_profile_") as root:
+            for turn, function in (
+                (gan_profile.CRITIC, critic_turn),
+                (gan_profile.GENERATOR, generator_turn),
+            ):
+                trace_dir = pathlib.Path(root) / turn.replace(" ", "_")
+                tf.profiler.experimental.start(str(trace_dir))
+                for _ in range(pairs):
+                    logs = function(next(batches))
+                _loss(logs)
+                tf.profiler.experimental.stop()
+                turns.append((turn, gan_profile.op_events(trace_dir)))
+        return {
+            "rows": gan_profile.profile_rows(turns, pairs),
+            "wall_ms_per_pair": 1e3 * wall,
+            "op_ms_per_pair": 1e3 * sum(d for _, events in turns for _, _, d in events) / pairs,
+            "inter_op_threads": self.tf.config.threading.get_inter_op_parallelism_threads(),
+            "top_ops": gan_profile.top_ops(turns, pairs, 15),
+        }
+
     def info(self) -> dict[str, Any]:
         """Versions, thread pools, FLOP counts and the preset's optimiser settings."""
         import numpy as np
+        from tensorflow.python.util import _pywrap_util_port
 
         from rdc_keras import config, networks
 
@@ -335,7 +479,8 @@ class TFWorker(Worker):
             or common.thread_count(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()
             or common.thread_count(),
-            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 Linux)"),
+            "onednn": bool(_pywrap_util_port.IsMklEnabled()),
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
             "model_forward_flops": {name: m.forward for name, m in models.items()},
             "step_flops_per_image": {
                 "joint": common.train_step_flops(e, d, c, k, "joint"),
@@ -410,24 +555,33 @@ class TorchWorker(Worker):
 # The parent's side.
 
 
-def worker_env() -> dict[str, str]:
-    """The environment of a worker: quiet TF, the repository on PYTHONPATH."""
+def worker_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a worker: quiet TF, the repository on PYTHONPATH, then `overrides`."""
     env = dict(os.environ)
     env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "3")
     env["PYTHONPATH"] = os.pathsep.join(
         [str(common.REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     )
+    env.update(overrides or {})
     return env
 
 
 class WorkerClient:
     """A worker subprocess answering `call(cmd, **args)` requests one at a time."""
 
-    def __init__(self, kind: str, threads: int | None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        threads: int | None,
+        env: dict[str, str] | None = None,
+        inter_op_threads: int | None = None,
+    ) -> None:
         self.kind = kind
         command = [sys.executable, "-m", "bench.train_step_workers", kind]
         if threads:
             command += ["--threads", str(threads)]
+        if inter_op_threads:
+            command += ["--inter_op_threads", str(inter_op_threads)]
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
@@ -464,9 +618,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=("tf", "torch"))
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads")
+    parser.add_argument("--inter_op_threads", type=int, default=None, help="TF inter-op threads")
     args = parser.parse_args(argv)
     if args.kind == "tf":
-        TFWorker(args.threads).serve()
+        TFWorker(args.threads, args.inter_op_threads).serve()
     else:
         TorchWorker(args.threads or common.thread_count()).serve()
 

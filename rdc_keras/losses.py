@@ -17,6 +17,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 __all__ = [
+    "GRADIENT_PENALTY_SCOPE",
     "REDUCTIONS",
     "accuracy",
     "critic_loss",
@@ -31,6 +32,9 @@ REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 """Accepted values of every ``reduction`` argument."""
 
 _GP_NORM_EPSILON = 1e-12  # keeps d‖g‖/dg finite at g = 0 (tf.norm's gradient there is NaN)
+
+GRADIENT_PENALTY_SCOPE = "gradient_penalty"
+"""Name scope of the penalty's ops (interpolate, critic forward, input gradient), for profiles."""
 
 
 def _reduce(per_example: tf.Tensor, reduction: str) -> tf.Tensor:
@@ -197,11 +201,12 @@ def gradient_penalty(
         epsilon = tf.random.uniform(mix_shape, dtype=tf.float32)
     else:
         epsilon = tf.reshape(_float32(epsilon, "epsilon"), mix_shape)
-    interpolates = epsilon * real + (1.0 - epsilon) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(interpolates)
-        scores = tf.cast(critic(interpolates, training=training), tf.float32)
-    gradients = tf.cast(tape.gradient(scores, interpolates), tf.float32)
-    squared = tf.reduce_sum(tf.square(tf.reshape(gradients, [batch, -1])), axis=1)
-    norms = tf.sqrt(squared + _GP_NORM_EPSILON)
-    return _reduce(tf.square(norms - 1.0), reduction)
+    with tf.name_scope(GRADIENT_PENALTY_SCOPE):
+        interpolates = epsilon * real + (1.0 - epsilon) * fake
+        with tf.GradientTape() as tape:
+            tape.watch(interpolates)
+            scores = tf.cast(critic(interpolates, training=training), tf.float32)
+        gradients = tf.cast(tape.gradient(scores, interpolates), tf.float32)
+        squared = tf.reduce_sum(tf.square(tf.reshape(gradients, [batch, -1])), axis=1)
+        norms = tf.sqrt(squared + _GP_NORM_EPSILON)
+        return _reduce(tf.square(norms - 1.0), reduction)

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Head",
     "RunDir",
+    "cpu_flags",
     "cpu_model",
     "encoder_fingerprint",
     "environment",
@@ -400,6 +401,18 @@ def environment() -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "argv": list(sys.argv),
     }
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's ISA flags from /proc/cpuinfo (empty when unavailable, e.g. not Linux)."""
+    try:
+        text = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
 
 
 def cpu_model() -> str:

@@ -10,6 +10,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
+import rdc_keras  # noqa: F401  (before any test imports TensorFlow: the library's oneDNN default)
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Source of a subprocess that runs many bad-flag cases of one binary in one process (TensorFlow is

@@ -15,7 +15,7 @@ if str(REPO_ROOT) not in sys.path:  # bench/ is not part of the installed packag
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench import bench_bf16_quality, bench_train_step, train_step_workers  # noqa: E402
-from bench.train_step_workers import CASES, Contender, Worker  # noqa: E402
+from bench.train_step_workers import CASES, WORKERS, Contender, Worker, base_case  # noqa: E402
 
 
 def test_parse_args_fills_quick_and_full_defaults():
@@ -109,9 +109,89 @@ def test_worker_setup_and_run_bookkeeping():
 
 def test_every_case_has_a_worker_that_builds_it():
     special = {"tf_rdc", "tf_rdc_phase2", "tf_encoder_forward", "matmul_f32", "matmul_bf16"}
-    tf_cases = {case for case, (kind, _) in CASES.items() if kind == "tf"}
-    assert tf_cases == special | set(train_step_workers.TF_STEP_CASES)
-    assert {kind for kind, _ in CASES.values()} == {"tf", "torch"}
+    special.add("tf_alternate_concat")
+    assert {worker for worker, _ in CASES.values()} == set(WORKERS)
+    tf_bases = {base_case(c) for c, (w, _) in CASES.items() if WORKERS[w][0] == "tf"}
+    assert tf_bases == special | set(train_step_workers.TF_STEP_CASES)
+    for case, (worker, _) in CASES.items():  # a suffixed case is its base case in another worker
+        if base_case(case) != case:
+            assert base_case(case) in CASES and worker != CASES[base_case(case)][0]
+    assert WORKERS["tf_eigen"][1] == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert WORKERS["tf_inter1"][2] == 1
+
+
+def test_build_records_of_issue_18_levers_peak_and_profile():
+    rates = {
+        "tf_alternate": 200.0,
+        "tf_alternate_eigen": 160.0,
+        "tf_alternate_concat": 150.0,
+        "tf_alternate_inter1": 210.0,
+        "tf_alternate_bf16": 20.0,
+        "tf_rdc": 400.0,
+        "tf_rdc_eigen": 380.0,
+        "matmul_f32": 100e9,
+        "matmul_f32_eigen": 125e9,
+    }
+    infos = {"tf": {"onednn": True, "step_flops_per_image": {"alternate": 2.5e8, "rdc": 1e8}}}
+    rows = [{"turn": "critic turn", "piece": "p", "ms_per_pair": 30.0, "share": 0.25}]
+    profile = {"rows": rows, "op_ms_per_pair": 120.0, "wall_ms_per_pair": 125.0}
+    records = {r["name"]: r for r in bench_train_step.build_records(rates, infos, "cmd", profile)}
+    # The peak is the faster matmul kernel: here Eigen's.
+    alternate = records["train_step_flop_utilization[alternate]"]
+    assert alternate["baseline"] == 125.0 and alternate["ratio"] == pytest.approx(0.4)
+    assert records["gan_step_lever[onednn_vs_eigen]"]["ratio"] == pytest.approx(1.25)
+    assert records["gan_step_lever[concatenated_critic_call]"]["ratio"] == pytest.approx(0.75)
+    assert records["gan_step_lever[inter_op_threads=1]"]["ratio"] == pytest.approx(1.05)
+    assert records["rdc_step_lever[onednn_vs_eigen]"]["baseline"] == 380.0
+    assert records["train_step_bf16_speedup[alternate]"]["ratio"] == pytest.approx(0.1)
+    peak = records["matmul_peak_f32_default_vs_eigen"]
+    assert peak["ratio"] == pytest.approx(0.8) and "oneDNN on" in peak["unit"]
+    piece = records["gan_step_profile[critic turn: p]"]
+    assert (piece["value"], piece["baseline"], piece["ratio"]) == (30.0, 120.0, 0.25)
+    assert records["gan_step_profile_op_time_vs_wall"]["ratio"] == pytest.approx(0.96)
+
+
+def _digits_alternate_trainer():
+    from rdc_keras import networks
+    from rdc_keras.tfkeras import keras
+    from rdc_keras.trainers.rdc import RDCTrainer
+
+    keras.utils.set_random_seed(3)
+    trainer = RDCTrainer(
+        networks.encoder("digits", 2),
+        networks.decoder("digits", 2),
+        num_levels=3,
+        critic=networks.critic("digits"),
+        lambda_p=0.1,
+        schedule="alternate",
+    )
+    trainer.compile(keras.optimizers.Adam(1e-3), critic_optimizer=keras.optimizers.Adam(1e-3))
+    return trainer
+
+
+def test_the_concatenated_critic_lever_computes_the_same_critic_update():
+    import types
+
+    import numpy as np
+    import tensorflow as tf
+
+    batch = (tf.random.stateless_uniform([16, 8, 8, 1], (4, 5)), tf.zeros([16], tf.int64))
+    results = []
+    for concatenated in (False, True):
+        trainer = _digits_alternate_trainer()
+        if concatenated:
+            trainer._critic_update = types.MethodType(
+                train_step_workers._concatenated_critic_update, trainer
+            )
+        logs = tf.function(trainer._critic_turn)(batch)
+        weights = [v.numpy() for v in trainer.critic.trainable_variables]
+        results.append(({k: float(v) for k, v in logs.items()}, weights))
+    (logs, weights), (lever_logs, lever_weights) = results
+    for name in ("critic_loss", "gradient_penalty", "w1"):
+        assert lever_logs[name] == pytest.approx(logs[name], rel=1e-5, abs=1e-6), name
+    for a, b in zip(weights, lever_weights):
+        # Adam's first step is about lr * sign(g): compare to 1 % of the 1e-3 learning rate.
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_tf_worker_times_a_tiny_matmul_and_builds_the_steps():

@@ -2,6 +2,8 @@
 and the pins of both supported stacks."""
 
 import configparser
+import os
+import platform
 import subprocess
 import sys
 from importlib import metadata
@@ -45,6 +47,30 @@ def test_import_rdc_keras_imports_neither_tensorflow_nor_tfc():
     modules = _imported_after("import rdc_keras")
     assert "tensorflow" not in modules
     assert not ENTROPY_CODING & modules
+
+
+def _onednn_after_import(env_value: str | None) -> list[str]:
+    """TF_ENABLE_ONEDNN_OPTS after `import rdc_keras`, and whether TensorFlow then runs oneDNN."""
+    code = (
+        "import os, rdc_keras; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'));"
+        "from tensorflow.python.util import _pywrap_util_port as p; print(p.IsMklEnabled())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if env_value is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = env_value
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return out.stdout.split()
+
+
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="the default is x86-64 only"
+)
+def test_import_rdc_keras_turns_onednn_on_unless_the_user_chose():
+    # Issue 18: on AVX2 CPUs TensorFlow would pick Eigen kernels (the GAN step 1.3x slower).
+    assert _onednn_after_import(None) == ["1", "True"]
+    assert _onednn_after_import("0") == ["0", "False"]
 
 
 def test_only_the_codec_imports_tensorflow_compression():

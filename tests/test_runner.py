@@ -6,12 +6,16 @@ interrupted/diverged runs of the `rdc-train` binary are in test_cli_train.py.
 
 import json
 import math
+import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO_ROOT
 
 from rdc_keras import data, files, networks, runs
 from rdc_keras.config import TrainConfig
@@ -206,22 +210,74 @@ def test_phase_two_head_on_frozen_encoder(base_run, tmp_path):
     assert runner.train_run(phase2) == head_results
 
 
+BFLOAT16_RUN = """
+import json, sys
+import numpy as np
+from rdc_keras import files
+from rdc_keras.config import TrainConfig
+from rdc_keras.tfkeras import keras
+from rdc_keras.trainers import runner
+workdir, classifier_dir = sys.argv[1:]
+previous = keras.mixed_precision.global_policy().name
+config = TrainConfig(workdir=workdir, classifier_dir=classifier_dir, epochs=1, steps_per_epoch=2,
+                     batch_size=16, verbose=0, mixed_precision="mixed_bfloat16")
+results = runner.train_run(config)
+assert keras.mixed_precision.global_policy().name == previous
+assert all(np.isfinite(v) for v in results["test"].values())
+print(json.dumps(files.read_json(workdir + "/config.json")["config"]["mixed_precision"]))
+"""
+
+
 def test_mixed_bfloat16_run_restores_the_global_policy(tmp_path, classifier_dir):
-    previous = keras.mixed_precision.global_policy().name
-    config = TrainConfig(
-        workdir=str(tmp_path / "bf16"),
-        classifier_dir=classifier_dir,
-        mixed_precision="mixed_bfloat16",
-        epochs=1,
-        steps_per_epoch=2,
-        batch_size=16,
-        verbose=0,
+    # In a process of its own: where oneDNN has no bfloat16 kernels (CPUs without AVX-512) the
+    # run needs Eigen's, and TensorFlow reads TF_ENABLE_ONEDNN_OPTS only when it loads.
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    if not runner.bfloat16_kernels_run():
+        env["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    out = subprocess.run(
+        [sys.executable, "-c", BFLOAT16_RUN, str(tmp_path / "bf16"), classifier_dir],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
-    results = runner.train_run(config)
-    assert keras.mixed_precision.global_policy().name == previous
-    assert all(np.isfinite(v) for v in results["test"].values())
-    stored = files.read_json(tmp_path / "bf16" / "config.json")["config"]
-    assert stored["mixed_precision"] == "mixed_bfloat16"
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == '"mixed_bfloat16"'
+
+
+BFLOAT16_CRITIC = """
+import sys
+import tensorflow as tf
+from rdc_keras import networks
+from rdc_keras.tfkeras import keras
+keras.mixed_precision.set_global_policy("mixed_bfloat16")
+preset, size = sys.argv[1], int(sys.argv[2])
+critic = networks.critic(preset)
+print(float(tf.function(critic)(tf.zeros([2, size, size, 1]))[0, 0]))
+"""
+
+
+@pytest.mark.parametrize("preset, size", [("mnist", 28), ("digits", 8)])
+def test_the_bfloat16_probe_agrees_with_a_bfloat16_critic_forward(preset, size):
+    # In a child process: where the kernels are missing, the step may abort the process.
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        [sys.executable, "-c", BFLOAT16_CRITIC, preset, str(size)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert (out.returncode == 0) is runner.bfloat16_kernels_run(), out.stderr[-1000:]
+
+
+def test_mixed_bfloat16_is_refused_where_its_kernels_cannot_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "bfloat16_kernels_run", lambda: False)
+    config = TrainConfig(workdir=str(tmp_path / "run"), mixed_precision="mixed_bfloat16")
+    with pytest.raises(ValueError, match=r"--mixed_precision=mixed_bfloat16: .*TF_ENABLE_ONEDNN"):
+        runner.train_run(config)
+    assert not (tmp_path / "run").exists()
+    runner._check_precision(config.replace(mixed_precision="float32"))
 
 
 def test_crash_while_saving_resumes_without_training_again(

@@ -28,7 +28,20 @@ from rdc_keras.config import CLASSIFIER_MODES, SCHEDULES
 from rdc_keras.layers import UniversalQuantizer, dither
 from rdc_keras.tfkeras import keras
 
-__all__ = ["CLASSIFIER_MODES", "SCHEDULES", "RDCTrainer"]
+__all__ = [
+    "CLASSIFIER_MODES",
+    "CRITIC_SCORES_SCOPE",
+    "GENERATOR_CRITIC_SCOPE",
+    "RECONSTRUCT_SCOPE",
+    "SCHEDULES",
+    "RDCTrainer",
+]
+
+# Name scopes of the step's pieces, which a profile groups op names by (bench/gan_profile.py);
+# the gradient penalty's is losses.GRADIENT_PENALTY_SCOPE.
+RECONSTRUCT_SCOPE = "reconstruct"
+CRITIC_SCORES_SCOPE = "critic_scores"
+GENERATOR_CRITIC_SCOPE = "generator_critic"
 
 # Offsets that keep the stateless seed streams of training, evaluation and prediction apart.
 _TRAIN_STREAM, _TEST_STREAM, _PREDICT_STREAM, _PENALTY_STREAM = 0, 1, 2, 3
@@ -234,10 +247,11 @@ class RDCTrainer(keras.Model):
 
     def reconstruct(self, images: tf.Tensor, seeds: tf.Tensor, training: bool = False) -> tf.Tensor:
         """x_hat = g(Q(f(x) + u) - u) with u = dither(seeds): the sender/receiver pipeline."""
-        latents = self.encoder(images, training=training and not self.freeze_encoder)
-        u = dither(seeds, self.latent_dim, self.num_levels)
-        decoded = self.quantizer(tf.cast(latents, tf.float32), u)
-        return tf.cast(self.decoder(decoded, training=training), tf.float32)
+        with tf.name_scope(RECONSTRUCT_SCOPE):
+            latents = self.encoder(images, training=training and not self.freeze_encoder)
+            u = dither(seeds, self.latent_dim, self.num_levels)
+            decoded = self.quantizer(tf.cast(latents, tf.float32), u)
+            return tf.cast(self.decoder(decoded, training=training), tf.float32)
 
     def call(self, images: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         seeds = self._seeds(tf.shape(images)[0], _PREDICT_STREAM, self._predict_counter)
@@ -296,8 +310,9 @@ class RDCTrainer(keras.Model):
             seed=self._stream_seed(_PENALTY_STREAM, self._step * self.n_critic + index),
         )
         with tf.GradientTape() as tape:
-            real = tf.cast(self.critic(images, training=True), tf.float32)[:, 0]
-            fake = tf.cast(self.critic(x_hat, training=True), tf.float32)[:, 0]
+            with tf.name_scope(CRITIC_SCORES_SCOPE):
+                real = tf.cast(self.critic(images, training=True), tf.float32)[:, 0]
+                fake = tf.cast(self.critic(x_hat, training=True), tf.float32)[:, 0]
             penalty = losses.gradient_penalty(self.critic, images, x_hat, epsilon, reduction="none")
             per_example = fake - real + self.gp_weight * penalty
             loss = self._scaled(self.critic_optimizer, tf.nn.compute_average_loss(per_example))
@@ -330,7 +345,8 @@ class RDCTrainer(keras.Model):
         mse = losses.distortion(images, x_hat, reduction="none")
         per_example = self.lambda_d * mse + self._classifier_terms(x_hat, labels, training=True)
         if self.critic is not None:
-            fake = tf.cast(self.critic(x_hat, training=False), tf.float32)[:, 0]
+            with tf.name_scope(GENERATOR_CRITIC_SCOPE):
+                fake = tf.cast(self.critic(x_hat, training=False), tf.float32)[:, 0]
             per_example += self.lambda_p * -fake
         return per_example, mse
 

@@ -11,9 +11,13 @@ different configuration in the same directory is refused instead of being mixed 
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -45,9 +49,57 @@ def _check_saved(directory: str | None, kind: str, flag: str) -> None:
         raise ValueError(f"--{flag}={directory}: holds {found}, expected a saved {kind}")
 
 
+# Run in a child process by `bfloat16_kernels_run`: where kernels are missing, the step may abort
+# the process instead of raising.
+_BFLOAT16_PROBE = """
+import tensorflow as tf
+from rdc_keras import networks
+from rdc_keras.tfkeras import keras
+keras.mixed_precision.set_global_policy("mixed_bfloat16")
+for preset, size in (("mnist", 28), ("digits", 8)):
+    critic = networks.critic(preset)
+    images = tf.zeros([2, size, size, 1])
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            score = tf.reduce_sum(critic(images))
+        return tape.gradient(score, critic.trainable_variables)[0]
+    step().numpy()
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def bfloat16_kernels_run() -> bool:
+    """Whether bfloat16 Conv2D and Dense layers train here (a probe in a child process).
+
+    TensorFlow 2.14 with oneDNN on (`import rdc_keras` turns it on on x86-64) has no bfloat16
+    kernels on CPUs without AVX-512 ("oneDNN BFloat16 support are only on platforms with
+    AVX512"): grappler fuses MatMul/Conv2D + BiasAdd into kernels that do not exist, and a
+    mixed_bfloat16 step fails or aborts the process; TensorFlow 2.17 runs them. Eigen
+    (TF_ENABLE_ONEDNN_OPTS=0) runs them everywhere, emulated and many times slower than float32
+    without native bf16. The child inherits this process's environment.
+    """
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    probe = subprocess.run(
+        [sys.executable, "-c", _BFLOAT16_PROBE], capture_output=True, env=env, timeout=600
+    )
+    return probe.returncode == 0
+
+
+def _check_precision(config: TrainConfig) -> None:
+    """Refuses mixed_bfloat16 where its kernels cannot run, before any work."""
+    if config.mixed_precision == "mixed_bfloat16" and not bfloat16_kernels_run():
+        raise ValueError(
+            "--mixed_precision=mixed_bfloat16: this TensorFlow's oneDNN kernels cannot run "
+            "bfloat16 layers on this CPU (no AVX-512); train in float32, or set "
+            "TF_ENABLE_ONEDNN_OPTS=0 for Eigen's emulated bfloat16 (many times slower)"
+        )
+
+
 def _resolve(config: TrainConfig) -> TrainConfig:
     """Validates and resolves the config; a phase-2 run takes the frozen encoder's temperature."""
     config.validate()
+    _check_precision(config)
     _check_saved(config.classifier_dir, "classifier", "classifier_dir")
     _check_saved(config.base_critic_dir, "critic", "base_critic_dir")
     settings = config.resolved()
