@@ -4,7 +4,10 @@
 stdin, ``{"cmd": "setup" | "run" | "info" | "exit", "args": {...}}``, and answers each with one
 line ``@@bench <JSON>`` on stdout (anything a library prints goes to stderr instead). TF and
 PyTorch never share a process, so their thread pools never compete; `WorkerClient` is the
-parent's side of the protocol.
+parent's side of the protocol. `WORKERS` names the processes a run may start: ``tf`` (the
+library's defaults: rdc_keras is imported before TensorFlow, so oneDNN is on), ``tf_eigen``
+(``TF_ENABLE_ONEDNN_OPTS=0``), ``tf_inter1`` (one inter-op thread; also the GAN profile's) and
+``torch``; a case's suffix (``_eigen``, ``_inter1``) names its worker (`base_case`).
 
 A worker builds each contender once (`Worker.setup`: build, trace, warm up) and then times blocks
 of calls on request (`Worker.run`). `TFWorker` holds our training steps, the frozen encoder's

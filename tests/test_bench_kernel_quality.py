@@ -78,4 +78,6 @@ def test_build_records_compare_kernels_per_seed_the_spread_and_the_means():
     assert (spread["value"], spread["baseline"]) == (0.055, 0.050)
     mean = records[f"kernel_quality_mse_mean[{setting},seeds=0,1]"]
     assert mean["value"] == pytest.approx(0.04) and mean["baseline"] == pytest.approx(0.05)
-    assert len(records) == 8
+    seeds = records[f"kernel_quality_mse_seed_spread[{setting},eigen]"]
+    assert (seeds["value"], seeds["baseline"]) == (0.060, 0.040)
+    assert len(records) == 12

@@ -362,8 +362,13 @@ def test_terminate_on_nan_stops_at_the_poisoned_batch(train_ds):
     assert np.isnan(history.history["loss"][-1])
 
 
-def test_mixed_bfloat16_trains_one_step(arrays, judge):
-    x, y = arrays[0][:32], arrays[1][:32]
+def bfloat16_step_check() -> None:
+    """One mixed_bfloat16 epoch of a trainer with critic and classifier term (child process)."""
+    x, y = data.load_arrays("digits", "train")
+    x, y = x[:32], y[:32]
+    keras.utils.set_random_seed(0)
+    judge = networks.classifier("digits")  # float32, frozen: only its CE term is trained through
+    judge.trainable = False
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -379,6 +384,22 @@ def test_mixed_bfloat16_trains_one_step(arrays, judge):
     finally:
         keras.mixed_precision.set_global_policy(previous)
     assert keras.mixed_precision.global_policy().name == previous.name
+
+
+def test_mixed_bfloat16_trains_one_step():
+    # In a child process: where TensorFlow's oneDNN kernels have no bfloat16 (TF 2.14 on CPUs
+    # without AVX-512) a bfloat16 step aborts the process, so the child then runs Eigen's.
+    from rdc_keras.trainers import runner
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "tests"), str(REPO_ROOT)])
+    if not runner.bfloat16_kernels_run():
+        env["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    code = "import test_rdc; test_rdc.bfloat16_step_check(); print('checked')"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert out.returncode == 0 and out.stdout.split()[-1] == "checked", out.stderr[-2000:]
 
 
 # ------------------------------------------------------------------------------------------------

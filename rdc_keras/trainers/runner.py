@@ -79,7 +79,9 @@ def bfloat16_kernels_run() -> bool:
     (TF_ENABLE_ONEDNN_OPTS=0) runs them everywhere, emulated and many times slower than float32
     without native bf16. The child inherits this process's environment.
     """
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    package_root = str(pathlib.Path(__file__).resolve().parents[2])  # rdc_keras importable
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
     probe = subprocess.run(
         [sys.executable, "-c", _BFLOAT16_PROBE], capture_output=True, env=env, timeout=600
     )
