@@ -250,6 +250,7 @@ def _concatenated_critic_update(self: Any, images: Any, x_hat: Any, index: int =
     """
     import tensorflow as tf
 
+    from rdc_keras import losses
     from rdc_keras.trainers import rdc
 
     x_hat = tf.stop_gradient(x_hat)
@@ -266,7 +267,8 @@ def _concatenated_critic_update(self: Any, images: Any, x_hat: Any, index: int =
             scores = tf.cast(self.critic(together, training=True), tf.float32)[:, 0]
             real, fake, middle = scores[:batch], scores[batch : 2 * batch], scores[2 * batch :]
         gradients = inner.gradient(middle, interpolates)
-        norms = tf.sqrt(tf.reduce_sum(tf.square(tf.reshape(gradients, [batch, -1])), 1) + 1e-12)
+        squared = tf.reduce_sum(tf.square(tf.reshape(gradients, [batch, -1])), 1)
+        norms = tf.sqrt(squared + losses._GP_NORM_EPSILON)  # the trainer's penalty, batched
         penalty = tf.square(norms - 1.0)
         per_example = fake - real + self.gp_weight * penalty
         loss = tf.nn.compute_average_loss(per_example)

@@ -92,6 +92,25 @@ def run_binary(
     return out
 
 
+def digits_gan_trainer(seed: int):
+    """A compiled digits RDCTrainer with a WGAN-GP critic (d=2, L=3, lambda_p=0.1, alternate)."""
+    from rdc_keras import networks
+    from rdc_keras.tfkeras import keras
+    from rdc_keras.trainers.rdc import RDCTrainer
+
+    keras.utils.set_random_seed(seed)
+    trainer = RDCTrainer(
+        networks.encoder("digits", 2),
+        networks.decoder("digits", 2),
+        num_levels=3,
+        critic=networks.critic("digits"),
+        lambda_p=0.1,
+        schedule="alternate",
+    )
+    trainer.compile(keras.optimizers.Adam(1e-3), critic_optimizer=keras.optimizers.Adam(1e-3))
+    return trainer
+
+
 def untrained_digits_export(root: pathlib.Path, name: str) -> pathlib.Path:
     """Exports an untrained digits encoder (d=3, L=3) with one head "h"; returns the export dir.
 

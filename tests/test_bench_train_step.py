@@ -9,6 +9,7 @@ import pathlib
 import sys
 
 import pytest
+from conftest import digits_gan_trainer
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # bench/ is not part of the installed package
@@ -151,24 +152,6 @@ def test_build_records_of_issue_18_levers_peak_and_profile():
     assert records["gan_step_profile_op_time_vs_wall"]["ratio"] == pytest.approx(0.96)
 
 
-def _digits_alternate_trainer():
-    from rdc_keras import networks
-    from rdc_keras.tfkeras import keras
-    from rdc_keras.trainers.rdc import RDCTrainer
-
-    keras.utils.set_random_seed(3)
-    trainer = RDCTrainer(
-        networks.encoder("digits", 2),
-        networks.decoder("digits", 2),
-        num_levels=3,
-        critic=networks.critic("digits"),
-        lambda_p=0.1,
-        schedule="alternate",
-    )
-    trainer.compile(keras.optimizers.Adam(1e-3), critic_optimizer=keras.optimizers.Adam(1e-3))
-    return trainer
-
-
 def test_the_concatenated_critic_lever_computes_the_same_critic_update():
     import types
 
@@ -178,7 +161,7 @@ def test_the_concatenated_critic_lever_computes_the_same_critic_update():
     batch = (tf.random.stateless_uniform([16, 8, 8, 1], (4, 5)), tf.zeros([16], tf.int64))
     results = []
     for concatenated in (False, True):
-        trainer = _digits_alternate_trainer()
+        trainer = digits_gan_trainer(seed=3)
         if concatenated:
             trainer._critic_update = types.MethodType(
                 train_step_workers._concatenated_critic_update, trainer

@@ -9,6 +9,7 @@ import pathlib
 import sys
 
 import pytest
+from conftest import digits_gan_trainer
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # bench/ is not part of the installed package
@@ -104,20 +105,7 @@ def test_op_events_reads_a_trace_and_reports_a_missing_one(tmp_path):
 def test_a_real_wgan_gp_step_lands_in_the_expected_pieces(tmp_path):
     import tensorflow as tf
 
-    from rdc_keras import networks
-    from rdc_keras.tfkeras import keras
-    from rdc_keras.trainers.rdc import RDCTrainer
-
-    keras.utils.set_random_seed(0)
-    trainer = RDCTrainer(
-        networks.encoder("digits", 2),
-        networks.decoder("digits", 2),
-        num_levels=3,
-        critic=networks.critic("digits"),
-        lambda_p=0.1,
-        schedule="alternate",
-    )
-    trainer.compile(keras.optimizers.Adam(1e-3), critic_optimizer=keras.optimizers.Adam(1e-3))
+    trainer = digits_gan_trainer(seed=0)
     batch = (tf.random.stateless_uniform([8, 8, 8, 1], (1, 2)), tf.zeros([8], tf.int64))
     turns = []
     for turn, function in (
