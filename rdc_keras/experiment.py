@@ -12,19 +12,20 @@ judge's Fréchet distance), and compared with E2E at matched lambda and at match
 (`rdc_keras.study_report`).
 
 Every training is an `rdc_keras.trainers.runner` run in its own directory (`rdc_keras.runs`), so
-an interrupted study resumes where it stopped and finished models are never retrained. This module
-owns the job plan and the order of the steps (`run_study`); what a study trains (presets,
-`StudyConfig`) is `rdc_keras.studies`, the reference classifier
-`trainers.classifier.train_reference_classifier`, and the penalties, results.csv and report.md
-are written by `rdc_keras.study_report`. (About 470 lines: one small function per step of a study,
-read top to bottom in the order `run_study` calls them.)
+an interrupted study resumes where it stopped and finished models are never retrained; each
+training runs under its claim (`files.claim`), so two processes never train one model. This module
+owns the order of the steps (`run_study`) and one model of the plan at a time (`run_model`, for a
+cluster's scheduler); the plan itself (model names, directories, dependencies) is
+`rdc_keras.study_plan`, what a study trains (presets, `StudyConfig`) `rdc_keras.studies`, the
+reference classifier `trainers.classifier.train_reference_classifier`, and the penalties,
+results.csv and report.md are written by `rdc_keras.study_report`. (About 600 lines: one small
+function per step of a study, read top to bottom in the order `run_study` calls them.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import pathlib
 import time
 from collections.abc import Callable, Sequence
@@ -32,73 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from rdc_keras import data, runs, study_report
-from rdc_keras.files import atomic_write, read_json, write_json
+from rdc_keras import data, runs, study_plan, study_report
+from rdc_keras.files import atomic_write, claim, read_json, write_json
 from rdc_keras.layers import rate_bits
 from rdc_keras.studies import BASES, PRESETS, StudyConfig, study_config
+from rdc_keras.study_plan import CLASSIFIER, CLASSIFIER_DIR, REPORT, Job
 
-__all__ = ["BASES", "PRESETS", "StudyConfig", "run_study", "study_config"]
-
-
-def _label(lambda_c: float, lambda_p: float = 0.0) -> str:
-    """A grid point's directory and head-name suffix: `c0.015`, or `c0-p0.01` with a W1 term."""
-    return f"c{lambda_c:g}" if lambda_p == 0 else f"c{lambda_c:g}-p{lambda_p:g}"
-
-
-def _points(lambda_c: tuple[float, ...], lambda_p: tuple[float, ...]) -> list[tuple[float, float]]:
-    """The grid (lambda_c, lambda_p) points, lambda_p major (RDC grids: lambda_c only)."""
-    return [(c, p) for p in lambda_p for c in lambda_c]
-
-
-@dataclasses.dataclass
-class _Job:
-    """One training of the study: a runner run in `workdir` with the `train` TrainConfig fields."""
-
-    family: str
-    rate: tuple[int, int]
-    lambda_c: float  # nan for the multi-head base (one head per universal lambda_c)
-    lambda_p: float
-    workdir: pathlib.Path
-    head: str
-    train: dict[str, Any]
-
-
-def _jobs(
-    config: StudyConfig, root: pathlib.Path, bases: tuple[str, ...] = tuple(BASES)
-) -> list[_Job]:
-    """All trainings in dependency order (bases before the heads that reuse their encoders)."""
-    jobs = []
-    for rate in config.rates:
-        tag = f"d{rate[0]}-L{rate[1]}"
-        for c, p in _points(config.e2e_lambda_c, config.e2e_lambda_p):
-            workdir, head = root / "e2e" / tag / _label(c, p), f"e2e-{tag}-{_label(c, p)}"
-            jobs.append(_Job("e2e", rate, c, p, workdir, head, {"lambda_c": c, "lambda_p": p}))
-    main_rate = config.rates[0]
-    tag = f"d{main_rate[0]}-L{main_rate[1]}"
-    paper_base = runs.RunDir(
-        root / "e2e" / tag / _label(config.base_lambda_c, config.base_lambda_p)
-    )
-    paper_critic = (
-        paper_base.head_dir(f"e2e-{tag}-{_label(config.base_lambda_c, config.base_lambda_p)}")
-        / "critic"
-    )
-    base_dirs = {"paper": paper_base.path, "multihead": root / "multihead" / tag}
-    if "multihead" in bases:  # trained without a critic (one head per universal lambda_c)
-        train = {"multihead_lambda_c": tuple(config.universal_lambda_c)}
-        multihead = _Job(
-            "multihead-joint", main_rate, math.nan, 0.0, base_dirs["multihead"], "multihead", train
-        )
-        jobs.append(multihead)
-    for base in (base for base in BASES if base in bases):
-        family = BASES[base]
-        for c, p in _points(config.universal_lambda_c, config.universal_lambda_p):
-            workdir, head = root / family / tag / _label(c, p), f"{family}-{_label(c, p)}"
-            encoder_dir = str(runs.RunDir(base_dirs[base]).encoder_dir)
-            train = {"lambda_c": c, "lambda_p": p, "encoder_dir": encoder_dir}
-            if p > 0 and base == "paper" and config.base_lambda_p > 0:
-                train["base_critic_dir"] = str(paper_critic)  # as the reference code does
-            jobs.append(_Job(family, main_rate, c, p, workdir, head, train))
-    return jobs
+__all__ = ["BASES", "PRESETS", "StudyConfig", "run_model", "run_study", "study_config"]
 
 
 def _check_bases(bases: tuple[str, ...]) -> tuple[str, ...]:
@@ -138,28 +79,33 @@ def _record_settings(root: pathlib.Path, config: StudyConfig, seed: int) -> dict
 
 
 def _reference_classifier(
-    directory: pathlib.Path, config: StudyConfig, seed: int, log: Callable[[str], None]
+    root: pathlib.Path, config: StudyConfig, seed: int, log: Callable[[str], None]
 ) -> tuple[Any, dict[str, Any]]:
-    """The single judge of every model: trained once on clean images, then loaded."""
+    """The single judge of every model: trained once on clean images (under its claim), then
+    loaded."""
     from rdc_keras.trainers import classifier as classifier_lib
 
-    if runs.is_saved_network(directory):
-        judge, description = runs.load_classifier(directory)
-    else:
-        log(f"[classifier] training the reference classifier on clean {config.dataset}")
-        judge, description = classifier_lib.train_reference_classifier(
-            directory,
-            config.dataset,
-            config.data_dir,
-            seed=seed,
-            epochs=config.classifier_epochs,
-            verbose=0,
-        )
+    directory = root / CLASSIFIER_DIR
+    if not runs.is_saved_network(directory):
+        with claim(study_plan.claim_path(root, CLASSIFIER), f"{CLASSIFIER} of {root}"):
+            if not runs.is_saved_network(directory):  # another process may have finished it
+                log(f"[classifier] training the reference classifier on clean {config.dataset}")
+                judge, description = classifier_lib.train_reference_classifier(
+                    directory,
+                    config.dataset,
+                    config.data_dir,
+                    seed=seed,
+                    epochs=config.classifier_epochs,
+                    verbose=0,
+                )
+                log(f"[classifier] test accuracy {description['test_metrics']['accuracy']:.4f}")
+                return judge, description
+    judge, description = runs.load_classifier(directory)
     log(f"[classifier] test accuracy {description['test_metrics']['accuracy']:.4f}")
     return judge, description
 
 
-def _train(job: _Job, config: StudyConfig, classifier_dir, seed, extra, verbose) -> dict[str, Any]:
+def _train(job: Job, config: StudyConfig, classifier_dir, seed, extra, verbose) -> dict[str, Any]:
     """Runs (or, when finished, reports) one job's training; returns its results.json."""
     from rdc_keras.config import TrainConfig
     from rdc_keras.trainers.runner import train_run
@@ -184,13 +130,6 @@ def _train(job: _Job, config: StudyConfig, classifier_dir, seed, extra, verbose)
         **extra,
     )
     return train_run(train_config)
-
-
-def _describe(job: _Job) -> str:
-    point = "all heads" if math.isnan(job.lambda_c) else f"lambda_c={job.lambda_c:g}"
-    if job.lambda_p > 0:
-        point += f" lambda_p={job.lambda_p:g}"
-    return f"{job.family} d={job.rate[0]} L={job.rate[1]} {point}"
 
 
 def _evaluate_head(head: runs.Head, arrays, judge, config, seed, cache) -> dict[str, Any]:
@@ -219,7 +158,7 @@ def _evaluate_head(head: runs.Head, arrays, judge, config, seed, cache) -> dict[
     return metrics
 
 
-def _row(job: _Job, head: runs.Head, metrics, train_seconds, config, root) -> dict[str, Any]:
+def _row(job: Job, head: runs.Head, metrics, train_seconds, config, root) -> dict[str, Any]:
     """One model's line of results.json and results.csv."""
     return {
         "model": head.name,
@@ -243,16 +182,26 @@ def _row(job: _Job, head: runs.Head, metrics, train_seconds, config, root) -> di
 
 
 def _train_and_evaluate(
-    jobs: list[_Job], config, root, judge, test_arrays, seed, extra, verbose, log
+    numbered: list[tuple[int, Job]],
+    total: int,
+    config,
+    root,
+    judge,
+    test_arrays,
+    seed,
+    extra,
+    verbose,
+    log,
 ) -> list[dict[str, Any]]:
-    """Trains every job in order (finished runs are reported, not retrained) and scores its
-    heads; returns one row per head."""
+    """Trains every (plan number, job) in order under its claim (finished runs are reported,
+    not retrained) and scores its heads; returns one row per head."""
     rows = []
-    for number, job in enumerate(jobs, 1):
+    for number, job in numbered:
         tick = time.perf_counter()
         if verbose:
-            log(f"[{number}/{len(jobs)}] {_describe(job)}: {job.workdir}")
-        result = _train(job, config, root / "classifier", seed, extra, verbose)
+            log(f"[{number}/{total}] {job.describe()}: {job.workdir}")
+        with claim(study_plan.claim_path(root, job.name), f"{job.name} of {root}"):
+            result = _train(job, config, root / CLASSIFIER_DIR, seed, extra, verbose)
         train_seconds = result.get("train_seconds", 0.0)
         for head in runs.RunDir(job.workdir).heads():
             cache = job.workdir / f"evaluation-{head.name}.json"
@@ -263,11 +212,31 @@ def _train_and_evaluate(
         if last.get("w1") is not None:
             realism += f" w1={last['w1']:.4f}"
         log(
-            f"[{number}/{len(jobs)}] {_describe(job)}: mse={last['mse']:.5f} "
+            f"[{number}/{total}] {job.describe()}: mse={last['mse']:.5f} "
             f"ce={last['ce_nats']:.3f} acc={last['accuracy']:.3f}{realism} "
             f"({time.perf_counter() - tick:.0f} s)"
         )
     return rows
+
+
+def _is_finished(root: pathlib.Path, name: str, planned: dict[str, Job]) -> bool:
+    """Whether the plan's model `name` is finished (the classifier saved, a run's results)."""
+    if name == CLASSIFIER:
+        return runs.is_saved_network(root / CLASSIFIER_DIR)
+    return runs.RunDir(planned[name].workdir).is_finished()
+
+
+def _refuse_unfinished(root, names, planned, what: str) -> None:
+    """Raises one line naming the models of `names` that are not finished yet."""
+    missing = [name for name in names if not _is_finished(root, name, planned)]
+    if missing:
+        shown = ", ".join(missing[:8]) + (
+            f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        )
+        raise ValueError(
+            f"{what} needs {len(missing)} unfinished model(s) of {root}: {shown} "
+            "(run them with --model=NAME; --list shows the plan)"
+        )
 
 
 def run_study(
@@ -280,6 +249,7 @@ def run_study(
     bases: tuple[str, ...] = tuple(BASES),
     verbose: int = 0,
     compare: Sequence[str | pathlib.Path] = (),
+    report_only: bool = False,
 ) -> dict[str, Any]:
     """Trains and evaluates every model of the study; writes results, report and figures.
 
@@ -295,20 +265,39 @@ def run_study(
       compare: finished studies (their directories or results.json files) whose models are
         drawn beside this study's in `figures/accuracy-compared.png` (e.g. accuracy vs MSE with
         and without lambda_p).
+      report_only: train nothing: refuse unless every model is finished, then evaluate (cached
+        per model) and write the results, report, figures and exports.
 
     Returns:
       The results dict also written to `results.json`.
+
+    Raises:
+      ValueError: bad settings, a study with other settings in `workdir`, a model claimed by
+        another process, or (`report_only`) unfinished models.
     """
     bases = _check_bases(bases)
     compared = [compared_study(path) for path in compare]  # checked before any training
     root = pathlib.Path(workdir)
     settings = _record_settings(root, config, seed)
+    jobs = study_plan.jobs(config, root, bases)
+    if report_only:
+        planned = {job.name: job for job in jobs}
+        _refuse_unfinished(root, [CLASSIFIER, *planned], planned, "--report_only")
     start = time.perf_counter()
     test_arrays = data.load_arrays(config.dataset, "test", data_dir=config.data_dir)
-    judge, judge_description = _reference_classifier(root / "classifier", config, seed, log)
-    jobs = _jobs(config, root, bases)
+    judge, judge_description = _reference_classifier(root, config, seed, log)
+    numbered = list(enumerate(jobs, 1))
     rows = _train_and_evaluate(
-        jobs, config, root, judge, test_arrays, seed, train_overrides or {}, verbose, log
+        numbered,
+        len(jobs),
+        config,
+        root,
+        judge,
+        test_arrays,
+        seed,
+        train_overrides or {},
+        verbose,
+        log,
     )
     spread = _w1_judge_spread(root, rows, config, test_arrays, seed, log)
     wall_seconds = round(time.perf_counter() - start, 1)
@@ -323,8 +312,87 @@ def run_study(
             {key: study[key] for key in ("name", "path", "epochs", "lambda_p")}
             for study in compared
         ]
-    _write_outputs(root, results, jobs, config, test_arrays, seed, export, log, compared)
+    with claim(study_plan.claim_path(root, REPORT), f"{REPORT} of {root}"):
+        _write_outputs(root, results, jobs, config, test_arrays, seed, export, log, compared)
     return results
+
+
+def run_model(
+    config: StudyConfig,
+    workdir: str | pathlib.Path,
+    model: str,
+    seed: int = 0,
+    export: bool = True,
+    log: Callable[[str], None] = print,
+    train_overrides: dict[str, Any] | None = None,
+    bases: tuple[str, ...] = tuple(BASES),
+    verbose: int = 0,
+    compare: Sequence[str | pathlib.Path] = (),
+) -> dict[str, Any]:
+    """Trains (and scores) exactly one model of the study's plan (`rdc_keras.study_plan`).
+
+    The unit of work for a cluster scheduler: any order the plan's dependencies allow, in
+    separate processes, gives the results of `run_study`. A model claimed by a running process
+    is refused; a finished one is reported, not retrained. `model="report"` is `run_study(...,
+    report_only=True)`.
+
+    Args:
+      config, workdir, seed, export, log, train_overrides, bases, verbose, compare: as
+        `run_study` (the study's settings, recorded in and checked against `workdir`).
+      model: a name from the plan (`classifier`, a head name such as `e2e-d3-L3-c0.015`,
+        `multihead`, `universal-paper-c0.01`, ... or `report`).
+
+    Returns:
+      `{"model": model}` with `rows` (the model's result rows) for a training, the classifier's
+      description for `classifier`, or the study results for `report`.
+
+    Raises:
+      ValueError: an unknown model name, unfinished dependencies, a claim held elsewhere.
+    """
+    bases = _check_bases(bases)
+    root = pathlib.Path(workdir)
+    jobs = study_plan.jobs(config, root, bases)
+    names = [row["model"] for row in study_plan.entries(jobs, root)]
+    if model not in names:
+        raise ValueError(
+            f"--model={model}: not a model of this study (its models: {', '.join(names)})"
+        )
+    if model == REPORT:
+        return run_study(
+            config,
+            root,
+            seed,
+            export,
+            log,
+            train_overrides,
+            bases,
+            verbose,
+            compare,
+            report_only=True,
+        )
+    _record_settings(root, config, seed)
+    planned = {job.name: job for job in jobs}
+    if model == CLASSIFIER:
+        _, description = _reference_classifier(root, config, seed, log)
+        return {"model": model, "classifier": description}
+    job = planned[model]
+    _refuse_unfinished(root, job.depends_on, planned, f"--model={model}")
+    test_arrays = data.load_arrays(config.dataset, "test", data_dir=config.data_dir)
+    judge, _ = runs.load_classifier(root / CLASSIFIER_DIR)
+    number = 1 + [j.name for j in jobs].index(model)
+    rows = _train_and_evaluate(
+        [(number, job)],
+        len(jobs),
+        config,
+        root,
+        judge,
+        test_arrays,
+        seed,
+        train_overrides or {},
+        verbose,
+        log,
+    )
+    return {"model": model, "rows": rows}
 
 
 def compared_study(path: str | pathlib.Path) -> dict[str, Any]:
@@ -370,7 +438,7 @@ def _w1_judge_spread(root, rows, config, test_arrays, seed, log) -> dict[str, An
     if config.w1_steps <= 0:
         return None
     d, levels = config.rates[0]
-    point = _label(config.base_lambda_c, config.base_lambda_p)
+    point = study_plan.label(config.base_lambda_c, config.base_lambda_p)
     base = next(row for row in rows if row["model"] == f"e2e-d{d}-L{levels}-{point}")
     seeds = [seed, seed + 1, seed + 2]
     cache = root / "w1_judge_spread.json"

@@ -9,18 +9,23 @@ Staging names are `.<name>.<pid>.<random>.tmp`: the next write of the same desti
 those left by processes that no longer run (a killed run's leftovers), never a live writer's.
 Staged files and directories get the permissions the umask gives (`mkstemp` alone gives 0600).
 `check_output_file`/`check_output_dir` let a binary refuse an unwritable output location before
-long work starts. Standard library only.
+long work starts. `claim` gives one process at a time a piece of work (a model of a study) through
+an advisory lock the kernel releases when the holder dies. Standard library only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import json
 import os
 import pathlib
 import re
 import shutil
+import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
@@ -28,6 +33,7 @@ __all__ = [
     "atomic_write",
     "check_output_dir",
     "check_output_file",
+    "claim",
     "read_json",
     "remove_stale",
     "staging_directory",
@@ -247,3 +253,56 @@ class atomic_directory:  # noqa: N801 (used like a function: `with atomic_direct
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(self.tmp, self.path)
+
+
+@contextlib.contextmanager
+def claim(path: str | os.PathLike, what: str) -> Iterator[dict[str, Any]]:
+    """Holds `path` as an exclusive claim on `what` while the block runs; one holder at a time.
+
+    The claim is an advisory `flock` on `path` (created if needed, never removed): the kernel
+    drops it when the holder exits or is killed, so a crashed holder leaves no stale claim. The
+    holder's host, pid and start time are written into the file for the message of whoever is
+    refused. Local file systems and NFS (Linux emulates flock with POSIX locks there) honour it;
+    object stores have no locks, so claim in a local or NFS directory there.
+
+    Yields:
+      The holder record written to the file.
+
+    Raises:
+      ValueError: another process holds the claim (one line: what, who, since when, the file).
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            raise ValueError(
+                f"{what}: claimed by {holder} (claim file {path}); it is being trained by another "
+                "process: wait for it, or stop that process"
+            ) from None
+        record = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        try:
+            yield record
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _read_holder(fd: int) -> str:
+    """`host pid N since T` from a claim file's record, or a placeholder while it is written."""
+    try:
+        record = json.loads(os.pread(fd, 4096, 0).decode())
+        return f"{record['host']} pid {record['pid']} since {record['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process (its record is being written)"

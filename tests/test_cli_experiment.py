@@ -9,12 +9,18 @@ pays for one TensorFlow import instead of one per case. All processes start at o
 
 import dataclasses
 import json
+import os
 import pathlib
+import random
+import socket
+import subprocess
+import sys
 
 import pytest
 from conftest import run_binary
 
-from rdc_keras import experiment
+from rdc_keras import experiment, files, study_plan
+from rdc_keras.files import read_json
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROGRAM = "rdc-experiment"
@@ -43,6 +49,8 @@ BAD = {
     "zero_epochs": (["--epochs=0"], "--epochs"),
     "lambda_not_number": (["--e2e_lambda_c=a,b"], "e2e_lambda_c"),
     "mnist10k_without_data": (["--preset=mnist10k"], "--data_dir"),
+    "list_and_model": (["--list", "--model=classifier"], "--list and --model: give only one"),
+    "unknown_model": (["--model=e2e-d9-L9-c0"], "--model=e2e-d9-L9-c0: not a model of this"),
 }
 
 
@@ -112,3 +120,114 @@ def test_every_flag_reaches_the_study(results):
     """Only epochs differs from the recorded study: every other flag was passed on unchanged."""
     line = _one_line_error(results["recorded"], "other settings")
     assert line.endswith("(epochs); use another --workdir"), line
+
+
+# ------------------------------------------------------------------------------------------------
+# The study as a plan: separate processes, one model each, in any order the dependencies allow
+
+PLAN = [
+    "--rates=2:3",
+    "--e2e_lambda_c=0,0.04",
+    "--universal_lambda_c=0,0.04",
+    "--base_lambda_c=0.04",
+    "--epochs=1",
+    "--steps_per_epoch=2",
+    "--classifier_epochs=1",
+    "--noexport",
+    "--verbose=0",
+    "--seed=5",
+]
+
+
+def _start(workdir: pathlib.Path, *flags: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    script = str(pathlib.Path(sys.executable).parent / PROGRAM)
+    return subprocess.Popen(
+        [script, *PLAN, f"--workdir={workdir}", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _finish(process: subprocess.Popen) -> tuple[int, str]:
+    stdout, stderr = process.communicate(timeout=400)
+    return process.returncode, stdout + stderr
+
+
+def _comparable(results: dict) -> dict:
+    """results.json without what depends on the clock or the machine."""
+    models = [{k: v for k, v in row.items() if k != "train_seconds"} for row in results["models"]]
+    kept = {k: v for k, v in results.items() if k not in ("wall_seconds", "train_seconds_total")}
+    kept["models"] = models
+    kept["reference_classifier"] = {
+        k: v for k, v in results["reference_classifier"].items() if k != "train_seconds"
+    }
+    return kept
+
+
+def test_a_study_run_model_by_model_equals_the_one_process_run(tmp_path):
+    one, many = tmp_path / "one", tmp_path / "many"
+    reference = _start(one)  # the whole study in one process, meanwhile
+    code, out = _finish(_start(many, "--list"))
+    assert code == 0, out
+    plan = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert not many.exists()  # listing writes nothing
+    names = [row["model"] for row in plan]
+    assert names[0] == "classifier" and names[-1] == "report" and len(names) == 9
+    assert all(row["command"].endswith(f"--model={row['model']}") for row in plan)
+    depends = {row["model"]: set(row["depends_on"]) for row in plan}
+
+    # Two processes at once on one model: only one trains it.
+    pair = [_start(many, "--model=classifier") for _ in range(2)]
+    outcomes = [_finish(process) for process in pair]
+    trained = [out for code, out in outcomes if "training the reference classifier" in out]
+    assert len(trained) == 1, outcomes
+    for code, out in outcomes:
+        if "training the reference classifier" not in out:
+            assert (code != 0 and "claimed by" in out) or code == 0, out
+    assert (many / "classifier" / "weights.h5").exists()
+
+    # Refusals: a model held by another process, a head before its base, a report too early.
+    base = "e2e-d2-L3-c0.04"
+    with files.claim(study_plan.claim_path(many, base), base):
+        refused = {
+            "claimed": _start(many, f"--model={base}"),
+            "base_unfinished": _start(many, "--model=universal-paper-c0"),
+            "report_early": _start(many, "--report_only"),
+        }
+        refused = {name: _finish(process) for name, process in refused.items()}
+    expected = {
+        "claimed": f"claimed by {socket.gethostname()} pid {os.getpid()} since",
+        "base_unfinished": f"--model=universal-paper-c0 needs 1 unfinished model(s) of {many}: "
+        f"{base}",
+        "report_early": "--report_only needs 7 unfinished model(s)",
+    }
+    for name, (code, out) in refused.items():
+        assert code == 2 and expected[name] in out and "Traceback" not in out, (name, out)
+
+    # The rest in a random order the dependencies allow, two processes at a time.
+    rng = random.Random(0)
+    done, running, order = {"classifier"}, {}, []
+    pending = [name for name in names[1:-1]]
+    while pending or running:
+        ready = [name for name in pending if depends[name] <= done]
+        rng.shuffle(ready)
+        for name in ready[: 2 - len(running)]:
+            pending.remove(name)
+            running[name] = _start(many, f"--model={name}")
+            order.append(name)
+        name = next(iter(running))
+        code, out = _finish(running.pop(name))
+        assert code == 0, out
+        done.add(name)
+    code, out = _finish(_start(many, "--report_only"))
+    assert code == 0, out
+
+    code, out = _finish(reference)
+    assert code == 0, out
+    assert read_json(one / "study.json")["study"] == read_json(many / "study.json")["study"]
+    assert _comparable(read_json(many / "results.json")) == _comparable(
+        read_json(one / "results.json")
+    ), order

@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pytest
 
-from rdc_keras import data, evaluation, experiment, runs, study_report
+from rdc_keras import data, evaluation, experiment, runs, study_plan, study_report
 from rdc_keras.files import read_json
 from rdc_keras.layers import rate_bits
 
@@ -279,7 +279,7 @@ def test_presets_are_consistent():
 
 @pytest.mark.parametrize("bases", [("paper",), ("multihead",), ("paper", "multihead")])
 def test_base_selects_the_universal_families(study, bases):
-    jobs = experiment._jobs(study["config"], study["root"], bases)
+    jobs = study_plan.jobs(study["config"], study["root"], bases)
     families = {job.family for job in jobs}
     expected = {"e2e"} | {experiment.BASES[base] for base in bases}
     if "multihead" in bases:

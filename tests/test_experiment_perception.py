@@ -11,7 +11,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from rdc_keras import experiment, runs
+from rdc_keras import experiment, runs, study_plan
 from rdc_keras.config import TrainConfig
 from rdc_keras.files import read_json
 
@@ -130,7 +130,7 @@ def test_rdc_presets_plan_the_same_trainings_as_before(preset, tmp_path):
     config = experiment.PRESETS[preset]
     assert not config.is_perception
     assert config.e2e_lambda_p == config.universal_lambda_p == (0.0,) and config.base_lambda_p == 0
-    jobs = experiment._jobs(config, tmp_path)
+    jobs = study_plan.jobs(config, tmp_path)
     d, levels = config.rates[0]
     expected_e2e = {
         f"e2e-d{r[0]}-L{r[1]}-c{c:g}": tmp_path / "e2e" / f"d{r[0]}-L{r[1]}" / f"c{c:g}"

@@ -1,7 +1,11 @@
-"""Tests for rdc_keras.files: atomic writes (text, bytes, writer functions), JSON, directories."""
+"""Tests for rdc_keras.files: atomic writes (text, bytes, writer functions), JSON, directories,
+claims."""
 
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -205,3 +209,57 @@ def test_read_json_names_unreadable_files(tmp_path):
     (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ValueError, match="not UTF-8"):
         files.read_json(tmp_path / "bin.json")
+
+
+# ------------------------------------------------------------------------------------------------
+# claim: one holder at a time, released when the holder dies
+
+
+_HOLD_CLAIM = """
+import sys, time
+from rdc_keras.files import claim
+with claim(sys.argv[1], "job"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_claim_is_exclusive_names_the_holder_and_is_released(tmp_path):
+    path = tmp_path / "claims" / "job.lock"
+    with files.claim(path, "job") as record:
+        assert record["pid"] == os.getpid()
+        # A second claim, even from this process (another open file), is refused with the holder.
+        refused = rf"job: claimed by .* pid {os.getpid()} since "
+        with pytest.raises(ValueError, match=refused), files.claim(path, "job"):
+            pass
+    with files.claim(path, "job"):  # released at the end of the block
+        pass
+    assert path.exists() and path.read_text() == ""  # kept, emptied: no record of a holder
+
+
+def test_claim_of_a_killed_holder_is_free_at_once(tmp_path):
+    path = tmp_path / "job.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_CLAIM, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parents[1])),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = rf"claimed by .* pid {holder.pid} "
+        with pytest.raises(ValueError, match=refused), files.claim(path, "job"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with files.claim(path, "job") as record:  # no stale claim after SIGKILL
+        assert record["pid"] == os.getpid()
+
+
+def test_claim_releases_when_the_block_raises(tmp_path):
+    path = tmp_path / "job.lock"
+    with pytest.raises(RuntimeError), files.claim(path, "job"):
+        raise RuntimeError("training failed")
+    with files.claim(path, "job"):
+        pass

@@ -10,6 +10,13 @@ Examples:
     rdc-experiment --base=multihead --workdir=runs/digits-multihead   # one universal family
 
 Re-running the same command resumes: finished models are reported, not retrained.
+
+On a cluster, the study is a plan of models run by the cluster's own scheduler:
+    rdc-experiment --workdir=runs/digits --list                     # JSON lines, one per model
+    rdc-experiment --workdir=runs/digits --list --list_format=slurm > plan.slurm.sh
+    rdc-experiment --workdir=runs/digits --model=e2e-d2-L3-c0       # exactly one model
+    rdc-experiment --workdir=runs/digits --report_only              # once all are finished
+Every process of one study takes the same study flags (the listed commands repeat them).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py
 from absl import app, flags
 
 from rdc_keras import config as config_lib
-from rdc_keras import data, experiment
+from rdc_keras import data, experiment, study_plan
 from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
 from rdc_keras.files import check_output_dir
 
@@ -66,7 +73,40 @@ def _define_flags() -> None:
         "A finished study (directory or results.json) to draw beside this one in "
         "figures/accuracy-compared.png (repeatable).",
     )
+    flags.DEFINE_boolean(
+        "list",
+        False,
+        "Print the study's plan (every model, its dependencies, its command) and exit.",
+    )
+    flags.DEFINE_enum(
+        "list_format",
+        "json",
+        ["json", "shell", "slurm"],
+        "With --list: JSON lines, a bash script running the plan wave by wave (JOBS at a time), "
+        "or a bash script submitting each wave as a Slurm job array.",
+    )
+    flags.DEFINE_string(
+        "model", None, "Train (and score) exactly this model of the plan (see --list), then exit."
+    )
+    flags.DEFINE_boolean(
+        "report_only",
+        False,
+        "Train nothing: build results, report, figures and exports from finished models.",
+    )
     flags.mark_flag_as_required("workdir")
+
+
+# Flags that choose what to do with the study rather than define it (not repeated in --list).
+_ACTION_FLAGS = ("list", "list_format", "model", "report_only")
+
+
+def _study_command() -> list[str]:
+    """The command line of this study: the program and the study flags the user gave."""
+    command = ["rdc-experiment"]
+    for flag in FLAGS.flags_by_module_dict().get(__name__, []):
+        if flag.present and flag.name not in _ACTION_FLAGS:
+            command.extend(line for line in flag.serialize().splitlines() if line)
+    return command
 
 
 def _rates(values):
@@ -113,16 +153,40 @@ def main(argv: list[str]) -> None:
         w1_steps=FLAGS.w1_steps,
     )
     bases = tuple(experiment.BASES) if FLAGS.base == "both" else (FLAGS.base,)
+    chosen = [
+        name
+        for name, given in (
+            ("--list", FLAGS.list),
+            ("--model", FLAGS.model is not None),
+            ("--report_only", FLAGS.report_only),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise ValueError(f"{' and '.join(chosen)}: give only one of them")
+    if FLAGS.list:
+        rows = study_plan.entries(study_plan.jobs(config, FLAGS.workdir, bases), FLAGS.workdir)
+        command = _study_command()
+        if FLAGS.list_format == "json":
+            text = study_plan.json_lines(rows, command)
+        elif FLAGS.list_format == "shell":
+            text = study_plan.shell_script(rows, command)
+        else:
+            text = study_plan.slurm_script(rows, command, config.name)
+        print(text, end="")
+        return
     check_output_dir(FLAGS.workdir, "--workdir")
-    experiment.run_study(
-        config,
-        FLAGS.workdir,
+    common = dict(
         seed=FLAGS.seed,
         export=FLAGS.export,
         bases=bases,
         verbose=FLAGS.verbose,
         compare=FLAGS.compare,
     )
+    if FLAGS.model:
+        experiment.run_model(config, FLAGS.workdir, FLAGS.model, **common)
+    else:
+        experiment.run_study(config, FLAGS.workdir, report_only=FLAGS.report_only, **common)
 
 
 def run() -> None:
