@@ -171,3 +171,47 @@ def test_main_wrapper_ends_quietly_when_the_reader_of_stdout_stops():
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# --helpshort lists each binary's own flags (defined at run time) with defaults and choices.
+
+_HELP_CASES = {
+    # program: lines of its --helpshort (a flag with its choices, a default)
+    "rdc-train": ["--dataset: <", "--workdir: "],
+    "rdc-universal": ["--base: A finished rdc-train run directory", "--workdir: "],
+    "rdc-classifier": ["--dataset: <mnist|svhn_cropped|mnist_idx|digits>: Dataset."],
+    "rdc-experiment": ["--list_format: <json|shell|slurm>", "(default: 'both')", "--model: "],
+    "rdc-evaluate": ["--run: ", "--output: "],
+    "rdc-export": ["--export_root: Root of the export tree."],
+    "rdc-codec": ["--encoder: Exported encoder", "--input: "],
+    "rdc-theory": ["--units: <bits|nats>: binary: units of C and of rates.", "(default: '0.8')"],
+}
+
+
+def test_every_binary_lists_its_own_flags_in_helpshort(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    bin_dir = Path(sys.executable).parent
+    processes = {
+        program: subprocess.Popen(
+            [str(bin_dir / program), "--helpshort"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        for program in _HELP_CASES
+    }
+    for program, process in processes.items():
+        stdout, stderr = process.communicate(timeout=300)
+        assert "Traceback" not in stderr, (program, stderr[-2000:])
+        for expected in _HELP_CASES[program]:
+            assert expected in stdout, (program, expected, stdout[-3000:])
+        # Only the binary's own flags: none of TensorFlow's or absl's logging flags.
+        assert "--log_dir" not in stdout and "--tt_check_filter" not in stdout, (program, stdout)

@@ -18,6 +18,7 @@ from rdc_keras.errors import meaningful_line
 __all__ = [
     "UserError",
     "fail",
+    "list_own_flags_in_help",
     "main_wrapper",
     "meaningful_line",
     "number_list",
@@ -46,10 +47,26 @@ def parse_flags(argv: list[str]) -> list[str]:
     """
     from absl import flags
 
+    list_own_flags_in_help(flags.FLAGS)
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:
         fail(str(error))
+
+
+def list_own_flags_in_help(flag_values: Any) -> None:
+    """Makes `--help`/`--helpshort` list the binary's own flags (with defaults and choices).
+
+    absl's short help lists the key flags of the main module, named by `sys.argv[0]`; the
+    binaries define their flags at run time from their own modules (`rdc_keras.cli.*`, or
+    `__main__` under `python -m`), which the console-script path never names. Registering those
+    flags as key flags of `sys.argv[0]` puts them in the short help; `--helpfull` is unchanged.
+    """
+    main = sys.argv[0]
+    for module, defined in flag_values.flags_by_module_dict().items():
+        if module == "__main__" or module.startswith("rdc_keras."):
+            for flag in defined:
+                flag_values.register_key_flag_for_module(main, flag)
 
 
 # tf.errors raised by a hostile environment, not by a bug (matched by name: no TF import here):

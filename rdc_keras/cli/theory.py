@@ -23,7 +23,12 @@ from typing import Any, NoReturn
 
 from absl import app, flags
 
-from rdc_keras.cli.common import UserError, fail, quiet_when_piped_output_closes
+from rdc_keras.cli.common import (
+    UserError,
+    fail,
+    list_own_flags_in_help,
+    quiet_when_piped_output_closes,
+)
 from rdc_keras.theory.binary import BinarySource
 from rdc_keras.theory.gaussian import GaussianSource
 
@@ -238,6 +243,7 @@ def main(argv: Sequence[str]) -> None:
 
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing, but a bad flag costs one line on stderr (no usage dump)."""
+    list_own_flags_in_help(FLAGS)
     try:
         return FLAGS(argv)
     except flags.Error as error:
