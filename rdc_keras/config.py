@@ -38,7 +38,7 @@ CLASSIFIER_MODES = ("pretrained", "joint")
 # "joint": critic and generator update on every batch; "alternate": on different batches in turn.
 SCHEDULES = ("joint", "alternate")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-STRATEGIES = ("default", "mirrored", "one_device")
+STRATEGIES = ("default", "mirrored", "one_device", "multi_worker")
 # Fields that may differ when resuming a run without changing its result.
 VOLATILE_FIELDS = frozenset({"verbose", "workdir"})
 

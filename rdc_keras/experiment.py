@@ -276,6 +276,11 @@ def run_study(
         another process, or (`report_only`) unfinished models.
     """
     bases = _check_bases(bases)
+    if (train_overrides or {}).get("strategy") == "multi_worker":
+        raise ValueError(
+            "--strategy=multi_worker trains one model over a cluster: use it with --model=NAME "
+            "(every worker runs the same command with its own TF_CONFIG)"
+        )
     compared = [compared_study(path) for path in compare]  # checked before any training
     root = pathlib.Path(workdir)
     settings = _record_settings(root, config, seed)
@@ -340,7 +345,9 @@ def run_model(
       config, workdir, seed, export, log, train_overrides, bases, verbose, compare: as
         `run_study` (the study's settings, recorded in and checked against `workdir`).
       model: a name from the plan (`classifier`, a head name such as `e2e-d3-L3-c0.015`,
-        `multihead`, `universal-paper-c0.01`, ... or `report`).
+        `multihead`, `universal-paper-c0.01`, ... or `report`). With `train_overrides`
+        `{"strategy": "multi_worker"}` every worker of the `TF_CONFIG` cluster runs this call;
+        the chief claims, records, saves and scores, the others only train.
 
     Returns:
       `{"model": model}` with `rows` (the model's result rows) for a training, the classifier's
@@ -357,6 +364,24 @@ def run_model(
         raise ValueError(
             f"--model={model}: not a model of this study (its models: {', '.join(names)})"
         )
+    planned = {job.name: job for job in jobs}
+    extra = train_overrides or {}
+    if extra.get("strategy") == "multi_worker":
+        if model in (CLASSIFIER, REPORT):
+            raise ValueError(
+                f"--strategy=multi_worker: --model={model} is not a training of the plan's grid; "
+                "run it as one process"
+            )
+        from rdc_keras.trainers.build import is_chief, make_strategy
+
+        # First, before any TensorFlow op: the cluster's strategy (see make_strategy).
+        if not is_chief(make_strategy("multi_worker")):
+            # A worker trains with the chief and writes nothing: the chief claims the model,
+            # records the study, saves the run and scores it.
+            job = planned[model]
+            _refuse_unfinished(root, job.depends_on, planned, f"--model={model}")
+            _train(job, config, root / CLASSIFIER_DIR, seed, extra, 0)
+            return {"model": model, "rows": []}
     if model == REPORT:
         return run_study(
             config,
@@ -371,7 +396,6 @@ def run_model(
             report_only=True,
         )
     _record_settings(root, config, seed)
-    planned = {job.name: job for job in jobs}
     if model == CLASSIFIER:
         _, description = _reference_classifier(root, config, seed, log)
         return {"model": model, "classifier": description}

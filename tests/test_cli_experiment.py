@@ -51,6 +51,11 @@ BAD = {
     "mnist10k_without_data": (["--preset=mnist10k"], "--data_dir"),
     "list_and_model": (["--list", "--model=classifier"], "--list and --model: give only one"),
     "unknown_model": (["--model=e2e-d9-L9-c0"], "--model=e2e-d9-L9-c0: not a model of this"),
+    "multi_worker_study": (["--strategy=multi_worker"], "use it with --model=NAME"),
+    "multi_worker_classifier": (
+        ["--strategy=multi_worker", "--model=classifier"],
+        "--model=classifier is not a training",
+    ),
 }
 
 
@@ -139,8 +144,8 @@ PLAN = [
 ]
 
 
-def _start(workdir: pathlib.Path, *flags: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+def _start(workdir: pathlib.Path, *flags: str, **environment: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3", **environment)
     script = str(pathlib.Path(sys.executable).parent / PROGRAM)
     return subprocess.Popen(
         [script, *PLAN, f"--workdir={workdir}", *flags],
@@ -231,3 +236,35 @@ def test_a_study_run_model_by_model_equals_the_one_process_run(tmp_path):
     assert _comparable(read_json(many / "results.json")) == _comparable(
         read_json(one / "results.json")
     ), order
+
+
+def test_one_model_of_the_plan_trains_over_two_workers(tmp_path):
+    study = tmp_path / "study"
+    code, out = _finish(_start(study, "--model=classifier"))
+    assert code == 0, out
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    model = "e2e-d2-L3-c0"
+    workers = [
+        _start(
+            study,
+            f"--model={model}",
+            "--strategy=multi_worker",
+            "--verbose=1",
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+        )
+        for i in range(2)
+    ]
+    (chief_code, chief), (worker_code, worker) = [_finish(process) for process in workers]
+    assert chief_code == 0 and worker_code == 0, (chief[-3000:], worker[-3000:])
+    # The chief trains, saves and scores the model; the worker only trains with it.
+    assert "e2e d=2 L=3 lambda_c=0: mse=" in chief, chief[-3000:]
+    assert "mse=" not in worker and "epoch 1/1" not in worker, worker[-3000:]
+    run = study / "e2e" / "d2-L3" / "c0"
+    assert read_json(run / "config.json")["config"]["strategy"] == "multi_worker"
+    assert read_json(run / "results.json")["epochs"] == 1
+    assert (run / f"evaluation-{model}.json").exists() and not (run / "backup").exists()

@@ -384,3 +384,179 @@ def test_mixed_float16_trains_the_generator_critic_and_classifier(
     lines = (tmp_path / "fp16" / "metrics.jsonl").read_text().splitlines()
     logged = json.loads(lines[-1])
     assert np.isfinite(logged["critic_loss"]) and np.isfinite(logged["loss"])
+
+
+# ------------------------------------------------------------------------------------------------
+# --strategy=multi_worker: MultiWorkerMirroredStrategy from TF_CONFIG (worker processes on
+# 127.0.0.1), against MirroredStrategy over 2 logical CPUs in one process (the same 2 replicas,
+# the same global batch: per-replica BatchNorm makes a 1-replica run a different computation).
+
+_MULTI_WORKER = dict(
+    dataset="digits",
+    batch_size=32,
+    steps_per_epoch=5,
+    lambda_c=0.01,
+    lambda_p=0.01,
+    seed=1,
+    verbose=1,
+)
+
+_MIRRORED_REFERENCE = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from rdc_keras.config import TrainConfig
+from rdc_keras.trainers import runner
+runner.make_strategy = lambda name: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+runner.train_run(TrainConfig(**json.loads(sys.argv[1])))
+"""
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3", **extra)
+
+
+def _start_workers(workdir, classifier_dir, epochs, log_dir, tag):
+    """Two `rdc-train --strategy=multi_worker` processes of one cluster; returns them."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    flags = [f"--{key}={value}" for key, value in _MULTI_WORKER.items()]
+    script = str(pathlib.Path(sys.executable).parent / "rdc-train")
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        log = open(log_dir / f"{tag}-worker{index}.log", "w")  # noqa: SIM115 (closed by the OS)
+        command = [script, *flags, f"--epochs={epochs}", f"--workdir={workdir}"]
+        command += [f"--classifier_dir={classifier_dir}", "--strategy=multi_worker"]
+        workers.append(
+            subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=_env(TF_CONFIG=tf_config)
+            )
+        )
+    return workers
+
+
+def _weights(workdir: pathlib.Path) -> list[np.ndarray]:
+    run = runs.RunDir(workdir)
+    encoder, description = runs.load_encoder(run.encoder_dir)
+    (head,) = run.heads()
+    decoder, _ = head.load(description)
+    return [v.numpy() for v in encoder.weights + decoder.weights]
+
+
+def test_two_workers_train_like_two_replicas_of_one_process(tmp_path, classifier_dir):
+    config = {**_MULTI_WORKER, "epochs": 2, "classifier_dir": classifier_dir}
+    reference = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _MIRRORED_REFERENCE,
+            json.dumps({**config, "workdir": str(tmp_path / "mirrored"), "strategy": "mirrored"}),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+    )
+    workdir = tmp_path / "cluster"
+    workers = _start_workers(workdir, classifier_dir, 2, tmp_path, "run")
+    for index, worker in enumerate(workers):
+        log = (tmp_path / f"run-worker{index}.log").read_text
+        assert worker.wait(timeout=400) == 0, log()[-3000:]
+    assert reference.wait(timeout=400) == 0, reference.stdout.read()[-3000:]
+
+    cluster, single = read_results(workdir), read_results(tmp_path / "mirrored")
+    # Test metrics are global means, not summed over the workers (Keras' default would).
+    for key, value in single["test"].items():
+        assert cluster["test"][key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
+    for a, b in zip(_weights(workdir), _weights(tmp_path / "mirrored"), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3)
+    history = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    reference_history = [
+        json.loads(line)
+        for line in (tmp_path / "mirrored" / "metrics.jsonl").read_text().splitlines()
+    ]
+    for epoch, other in zip(history, reference_history, strict=True):
+        assert epoch["loss"] == pytest.approx(other["loss"], rel=1e-4)
+    # The chief wrote the run; the other worker wrote nothing outside backup/ (now removed).
+    assert sorted(p.name for p in workdir.iterdir()) == sorted(
+        ["config.json", "encoder", "heads", "logs", "metrics.jsonl", "results.json"]
+    )
+    worker_log = (tmp_path / "run-worker1.log").read_text()
+    assert "epoch 1/2" not in worker_log  # per-epoch lines come from the chief only
+
+
+def read_results(workdir: pathlib.Path) -> dict:
+    return json.loads((workdir / "results.json").read_text())
+
+
+def test_a_killed_worker_resumes_when_both_restart(tmp_path, classifier_dir):
+    import time
+
+    workdir = tmp_path / "cluster"
+    epochs = 5
+    workers = _start_workers(workdir, classifier_dir, epochs, tmp_path, "first")
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
+        assert all(w.poll() is None for w in workers), (tmp_path / "first-worker0.log").read_text()
+        assert time.monotonic() < deadline, "no epoch finished in 300 s"
+        time.sleep(0.1)
+    workers[1].kill()  # a worker dies; the chief cannot go on without it
+    workers[0].kill()
+    for worker in workers:
+        worker.wait(timeout=60)
+    assert not (workdir / "results.json").exists()
+    assert any((workdir / "backup").rglob("*.index"))
+
+    workers = _start_workers(workdir, classifier_dir, epochs, tmp_path, "second")
+    for index, worker in enumerate(workers):
+        log = (tmp_path / f"second-worker{index}.log").read_text
+        assert worker.wait(timeout=400) == 0, log()[-3000:]
+    chief_log = (tmp_path / "second-worker0.log").read_text()
+    resumed = [
+        int(line.split()[1].split("/")[0])
+        for line in chief_log.splitlines()
+        if line.startswith("epoch ")
+    ]
+    assert resumed and resumed[0] > 1 and resumed[-1] == epochs, resumed  # not from epoch 1
+    epochs_logged = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
+    assert epochs_logged == list(range(1, epochs + 1))
+    assert read_results(workdir)["epochs"] == epochs and not (workdir / "backup").exists()
+
+
+def test_multi_worker_needs_a_tf_config(monkeypatch):
+    from rdc_keras.trainers.build import make_strategy
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="--strategy=multi_worker: TF_CONFIG is not set"):
+        make_strategy("multi_worker")
+    for bad, problem in [
+        ("{not json", "Expecting property name"),
+        ('{"cluster": {"worker": ["a:1"]}}', "'task'"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "index 3"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "'chief'"),
+    ]:
+        monkeypatch.setenv("TF_CONFIG", bad)
+        with pytest.raises(ValueError, match="TF_CONFIG is not a cluster spec") as error:
+            make_strategy("multi_worker")
+        assert problem in str(error.value), (bad, str(error.value))
+
+
+def test_multi_worker_needs_a_saved_classifier(tmp_path):
+    config = TrainConfig(workdir=str(tmp_path / "run"), dataset="digits", strategy="multi_worker")
+    with pytest.raises(ValueError, match="--strategy=multi_worker needs --classifier_dir"):
+        runner.train_run(config)
+    assert not (tmp_path / "run").exists()

@@ -62,6 +62,12 @@ def _define_flags() -> None:
         "Universal heads on the paper's single-lambda base encoder, on a multi-head base "
         "encoder trained with one head per lambda_c, or both (compared in the report).",
     )
+    flags.DEFINE_enum(
+        "strategy",
+        "default",
+        list(config_lib.STRATEGIES),
+        "tf.distribute strategy of every training; multi_worker (TF_CONFIG) with --model only.",
+    )
     flags.DEFINE_boolean("export", True, "Export the universal encoders and heads (SavedModel).")
     flags.DEFINE_integer(
         "verbose", 1, "0: one line per finished model; 1: also one line per training epoch."
@@ -177,6 +183,7 @@ def main(argv: list[str]) -> None:
         return
     check_output_dir(FLAGS.workdir, "--workdir")
     common = dict(
+        train_overrides={"strategy": FLAGS.strategy} if FLAGS.strategy != "default" else None,
         seed=FLAGS.seed,
         export=FLAGS.export,
         bases=bases,

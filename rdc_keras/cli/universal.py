@@ -77,6 +77,7 @@ def _head_configs(base: runs.RunDir) -> list[tuple[str, TrainConfig]]:
 
 
 def main(argv: list[str]) -> None:
+    from rdc_keras.trainers.build import is_chief, make_strategy
     from rdc_keras.trainers.runner import TrainingDivergedError, train_run
 
     check_output_dir(FLAGS.workdir, "--workdir")
@@ -91,7 +92,8 @@ def main(argv: list[str]) -> None:
         except TrainingDivergedError as error:
             raise ValueError(f"head {name}: {error}") from error
         summary["heads"].append({"name": name, "workdir": config.workdir, **results})
-    write_json(pathlib.Path(FLAGS.workdir) / "universal.json", summary)
+    if is_chief(make_strategy(configs[0][1].strategy)):  # workers of a cluster write nothing
+        write_json(pathlib.Path(FLAGS.workdir) / "universal.json", summary)
 
 
 def run() -> None:

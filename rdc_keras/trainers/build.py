@@ -8,6 +8,10 @@ critic's gradient-penalty weight and n_critic come from the config (see `TrainCo
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+
 import tensorflow as tf
 
 from rdc_keras import networks
@@ -16,7 +20,7 @@ from rdc_keras.tfkeras import keras
 from rdc_keras.trainers.multihead import MultiHeadRDCTrainer
 from rdc_keras.trainers.rdc import RDCTrainer
 
-__all__ = ["build_trainer", "make_strategy"]
+__all__ = ["build_trainer", "is_chief", "make_strategy"]
 
 
 def _optimizer(learning_rate: float, config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -110,12 +114,64 @@ def build_trainer(
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """`default`, `mirrored` (all local GPUs, else the CPU devices) or `one_device`."""
+    """`default`, `mirrored` (all local GPUs, else the CPU devices), `one_device`, or
+    `multi_worker` (MultiWorkerMirroredStrategy over the cluster in `TF_CONFIG`).
+
+    `multi_worker` must be created before any other TensorFlow op of the process (collective
+    ops are configured at start-up), so `train_run` makes the strategy first; it is made once
+    per process (one cluster per process) and reused by later runs of the same process.
+
+    Raises:
+      ValueError: an unknown name, or `multi_worker` without a usable `TF_CONFIG`.
+    """
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "multi_worker":
+        _check_tf_config()
+        return _multi_worker_strategy()
     if name != "default":
         raise ValueError(f"--strategy must be one of {STRATEGIES}, got {name!r}")
     return tf.distribute.get_strategy()
+
+
+@functools.lru_cache(maxsize=1)
+def _multi_worker_strategy() -> tf.distribute.Strategy:
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+_TF_CONFIG_EXAMPLE = (
+    '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}'
+)
+
+
+def _check_tf_config() -> None:
+    """One line naming TF_CONFIG when it is missing or is not a cluster spec with this task."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ValueError(
+            f"--strategy=multi_worker: TF_CONFIG is not set (e.g. TF_CONFIG='{_TF_CONFIG_EXAMPLE}')"
+        )
+    try:
+        spec = json.loads(raw)
+        task, cluster = spec["task"], spec["cluster"]
+        members = cluster[task["type"]]
+        if not 0 <= int(task["index"]) < len(members):
+            raise IndexError(f"task index {task['index']} of {len(members)} {task['type']}s")
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        raise ValueError(
+            f"--strategy=multi_worker: TF_CONFIG is not a cluster spec with this task ({error}); "
+            f"expected e.g. {_TF_CONFIG_EXAMPLE}"
+        ) from None
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes a run's outputs: always, except a non-chief multi-worker task.
+
+    The chief of a MultiWorkerMirroredStrategy cluster is task `chief`, or `worker` 0 when the
+    cluster has no chief; the other workers train and evaluate with it but write nothing outside
+    their own backup directory.
+    """
+    return bool(strategy.extended.should_checkpoint)

@@ -11,6 +11,7 @@ different configuration in the same directory is refused instead of being mixed 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -29,7 +30,7 @@ from rdc_keras.files import read_json
 from rdc_keras.layers import rate_bits
 from rdc_keras.tfkeras import keras
 from rdc_keras.trainers import callbacks as callbacks_lib
-from rdc_keras.trainers.build import build_trainer, make_strategy
+from rdc_keras.trainers.build import build_trainer, is_chief, make_strategy
 from rdc_keras.trainers.callbacks import TrainingDivergedError
 from rdc_keras.trainers.classifier import train_reference_classifier
 
@@ -98,6 +99,17 @@ def _check_precision(config: TrainConfig) -> None:
         )
 
 
+def _check_multi_worker(config: TrainConfig) -> None:
+    """Refuses what a multi-worker run cannot do, before the cluster is joined."""
+    if config.strategy != "multi_worker":
+        return
+    if config.classifier_mode == "pretrained" and not config.classifier_dir:
+        raise ValueError(
+            "--strategy=multi_worker needs --classifier_dir (train the reference classifier "
+            "first with rdc-classifier; workers must not each train one)"
+        )
+
+
 def _resolve(config: TrainConfig) -> TrainConfig:
     """Validates and resolves the config; a phase-2 run takes the frozen encoder's temperature."""
     config.validate()
@@ -140,7 +152,16 @@ def _datasets(settings: TrainConfig) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     # drop_remainder: BatchNorm needs > 1 example and every replica needs a share.
     batch = settings.batch_size
     train = data.prepare(train, batch, shuffle=True, seed=settings.seed, drop_remainder=True)
-    return train, data.prepare(test, batch, shuffle=False)
+    test = data.prepare(test, batch, shuffle=False)
+    if settings.strategy == "multi_worker":
+        # Every worker builds the same (seeded) pipeline and takes its share of each global
+        # batch, as the replicas of one machine do; in-memory data has no files to shard.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        train, test = train.with_options(options), test.with_options(options)
+    return train, test
 
 
 def _reference_classifier(settings: TrainConfig, run: runs.RunDir) -> tuple[Any, str]:
@@ -160,8 +181,13 @@ def _reference_classifier(settings: TrainConfig, run: runs.RunDir) -> tuple[Any,
     return runs.load_classifier(directory)[0], str(directory)
 
 
-def _callbacks(settings: TrainConfig, run: runs.RunDir) -> list[keras.callbacks.Callback]:
-    return [
+def _callbacks(
+    settings: TrainConfig, run: runs.RunDir, chief: bool
+) -> list[keras.callbacks.Callback]:
+    """The run's callbacks; a non-chief worker keeps only those that write nothing (and its
+    backup, which Keras puts in a `workertemp_<task>` directory inside `backup/`)."""
+    chief_only = (callbacks_lib.EpochLog, keras.callbacks.TensorBoard)
+    every = [
         callbacks_lib.StopOnNonFinite(),
         callbacks_lib.PiecewiseLearningRate(
             {
@@ -182,6 +208,7 @@ def _callbacks(settings: TrainConfig, run: runs.RunDir) -> list[keras.callbacks.
         # "callback is slow" warning on small batches.
         keras.callbacks.TensorBoard(str(run.logs_dir), update_freq="epoch", write_graph=False),
     ]
+    return [callback for callback in every if chief or not isinstance(callback, chief_only)]
 
 
 def train_run(config: TrainConfig) -> dict[str, Any]:
@@ -191,18 +218,23 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
       ValueError: a bad configuration, or a work directory holding a different run.
       TrainingDivergedError: the loss became non-finite (the last good epoch stays in backup/).
     """
+    config.validate()
+    _check_multi_worker(config)
+    # First: a MultiWorkerMirroredStrategy must exist before any other TensorFlow op.
+    strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
     settings = _resolve(config)
     run = runs.RunDir(config.workdir)
     if _is_finished(run, settings):
-        if config.verbose:
+        if config.verbose and chief:
             print(f"{run.path}: run already finished; results.json is up to date", flush=True)
         return run.results()
 
     keras.utils.set_random_seed(settings.seed)
-    strategy = make_strategy(settings.strategy)
     train, test = _datasets(settings)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(settings)  # after every check: a refused run leaves its workdir as it was
+    if chief:  # after every check: a refused run leaves its workdir as it was
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(settings)
 
     start = time.perf_counter()
     # Layers take the global policy when built; the caller's policy is restored afterwards.
@@ -216,6 +248,10 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
             if settings.base_critic_dir:
                 base_critic = runs.load_critic(settings.base_critic_dir)[0]
             trainer = build_trainer(settings, reference, encoder=encoder, base_critic=base_critic)
+            if settings.strategy == "multi_worker":
+                # Metric results are already global; Keras' default ("sum" off TPUs) adds them
+                # up once more over the workers (twice the test MSE with two workers).
+                trainer.distribute_reduction_method = "first"
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -224,7 +260,7 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
         epochs=settings.epochs,
         steps_per_epoch=settings.steps_per_epoch,
         validation_data=test,
-        callbacks=_callbacks(settings, run),
+        callbacks=_callbacks(settings, run, chief),
         verbose=0,
     )
     train_seconds = time.perf_counter() - start
@@ -232,6 +268,19 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
         key: float(value)
         for key, value in trainer.evaluate(test, verbose=0, return_dict=True).items()
     }
+    if not chief:
+        # Reading synchronised variables is a collective op every worker must join, so a
+        # non-chief saves the same outputs, in the same order, into its own directory inside
+        # backup/ and removes them (the Keras multi-worker pattern).
+        task = getattr(strategy.cluster_resolver, "task_id", 0)
+        scratch = runs.RunDir(run.backup_dir / f"worker{task}-outputs")
+        results = _save_outputs(scratch, settings, trainer, test_metrics, train_seconds, "")
+        # Its Keras backup (workertemp_<task>) is scratch too: restores read the chief's.
+        for own in (scratch.path, run.backup_dir / f"workertemp_{task}"):
+            shutil.rmtree(own, ignore_errors=True)
+        with contextlib.suppress(OSError):  # backup/ itself once the chief has removed the rest
+            run.backup_dir.rmdir()
+        return results
     results = _save_outputs(run, settings, trainer, test_metrics, train_seconds, reference_dir)
     shutil.rmtree(run.backup_dir, ignore_errors=True)
     if config.verbose:
@@ -251,6 +300,17 @@ def _save_outputs(
     fingerprint = runs.encoder_fingerprint(
         trainer.encoder, settings.num_levels, settings.temperature
     )
+    results = {
+        "test": test_metrics,
+        "units": UNITS,
+        "rate_bits": rate_bits(settings.latent_dim, settings.num_levels),
+        "train_seconds": round(train_seconds, 2),
+        "epochs": settings.epochs,
+        "seed": settings.seed,
+        "head": settings.head_name,
+        "encoder_fingerprint": fingerprint,
+        "reference_classifier": reference_dir,
+    }
     if settings.encoder_dir is None:
         runs.save_encoder(
             run.encoder_dir,
@@ -294,16 +354,5 @@ def _save_outputs(
                 "test": test_metrics,
             },
         )
-    results = {
-        "test": test_metrics,
-        "units": UNITS,
-        "rate_bits": rate_bits(settings.latent_dim, settings.num_levels),
-        "train_seconds": round(train_seconds, 2),
-        "epochs": settings.epochs,
-        "seed": settings.seed,
-        "head": settings.head_name,
-        "encoder_fingerprint": fingerprint,
-        "reference_classifier": reference_dir,
-    }
     run.write_results(results)
     return results
