@@ -195,11 +195,15 @@ def _train_and_evaluate(
 ) -> list[dict[str, Any]]:
     """Trains every (plan number, job) in order under its claim (finished runs are reported,
     not retrained) and scores its heads; returns one row per head."""
+    from rdc_keras.trainers.callbacks import format_duration
+
     rows = []
-    for number, job in numbered:
+    trained_seconds: list[float] = []  # models trained by this call (not reported as finished)
+    for index, (number, job) in enumerate(numbered):
         tick = time.perf_counter()
         if verbose:
             log(f"[{number}/{total}] {job.describe()}: {job.workdir}")
+        was_finished = runs.RunDir(job.workdir).is_finished()
         with claim(study_plan.claim_path(root, job.name), f"{job.name} of {root}"):
             result = _train(job, config, root / CLASSIFIER_DIR, seed, extra, verbose)
         train_seconds = result.get("train_seconds", 0.0)
@@ -211,10 +215,17 @@ def _train_and_evaluate(
         realism = f" fd={last['judge_fd']:.3f}" if last.get("judge_fd") is not None else ""
         if last.get("w1") is not None:
             realism += f" w1={last['w1']:.4f}"
+        seconds = time.perf_counter() - tick
+        if not was_finished:
+            trained_seconds.append(seconds)
+        left = [j for _, j in numbered[index + 1 :] if not runs.RunDir(j.workdir).is_finished()]
+        timing = f"{seconds:.0f} s"
+        if left and trained_seconds:  # from the measured times of this call's trainings
+            eta = format_duration(len(left) * sum(trained_seconds) / len(trained_seconds))
+            timing += f"; {len(left)} to train, ETA {eta}"
         log(
             f"[{number}/{total}] {job.describe()}: mse={last['mse']:.5f} "
-            f"ce={last['ce_nats']:.3f} acc={last['accuracy']:.3f}{realism} "
-            f"({time.perf_counter() - tick:.0f} s)"
+            f"ce={last['ce_nats']:.3f} acc={last['accuracy']:.3f}{realism} ({timing})"
         )
     return rows
 

@@ -1,5 +1,7 @@
 """Tests for rdc_keras.cli.common: the one-line error of every binary."""
 
+import re
+
 import pytest
 
 from rdc_keras.cli import common
@@ -176,6 +178,11 @@ def test_main_wrapper_ends_quietly_when_the_reader_of_stdout_stops():
 # ------------------------------------------------------------------------------------------------
 # --helpshort lists each binary's own flags (defined at run time) with defaults and choices.
 
+_TF_BANNER = re.compile(
+    r"tensorflow/(core|tsl|compiler)/|oneDNN custom operations|cuda drivers|Unable to register "
+    r"cu(DNN|FFT|BLAS)|TF-TRT|rebuild TensorFlow"
+)
+
 _HELP_CASES = {
     # program: lines of its --helpshort (a flag with its choices, a default)
     "rdc-train": ["--dataset: <", "--workdir: "],
@@ -195,7 +202,8 @@ def test_every_binary_lists_its_own_flags_in_helpshort(tmp_path):
     import sys
     from pathlib import Path
 
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # The user's environment: no TF_CPP_MIN_LOG_LEVEL (the binaries quiet TensorFlow themselves).
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     bin_dir = Path(sys.executable).parent
     processes = {
         program: subprocess.Popen(
@@ -215,3 +223,54 @@ def test_every_binary_lists_its_own_flags_in_helpshort(tmp_path):
             assert expected in stdout, (program, expected, stdout[-3000:])
         # Only the binary's own flags: none of TensorFlow's or absl's logging flags.
         assert "--log_dir" not in stdout and "--tt_check_filter" not in stdout, (program, stdout)
+        # No TensorFlow C++ start-up banner (oneDNN, CUDA probing, CPU features, TF-TRT).
+        banner = [line for line in stderr.splitlines() if _TF_BANNER.search(line)]
+        assert not banner, (program, banner)
+
+
+# ------------------------------------------------------------------------------------------------
+# TensorFlow's Python logs: each line once, only warnings unless -v is given.
+
+
+def test_export_is_quiet_by_default_and_logs_each_line_once_with_v(tmp_path, tiny_run):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    script = str(Path(sys.executable).parent / "rdc-export")
+    runs = {
+        "quiet": [script, f"--run={tiny_run}", f"--export_root={tmp_path / 'quiet'}"],
+        "verbose": [script, f"--run={tiny_run}", f"--export_root={tmp_path / 'v'}", "-v", "0"],
+    }
+    processes = {
+        name: subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for name, command in runs.items()
+    }
+    out = {name: process.communicate(timeout=300) for name, process in processes.items()}
+    for name, process in processes.items():
+        assert process.returncode == 0, (name, out[name][1][-3000:])
+    stderr = out["quiet"][1]
+    assert stderr.strip() == "", stderr  # no banner, no "Assets written to", no fingerprints
+    verbose = out["verbose"][1].splitlines()
+    written = [line for line in verbose if "Assets written to" in line]
+    assert len(written) == 2, verbose  # the encoder's and the head's SavedModel, once each
+    assert not any(line.startswith("INFO:tensorflow:") for line in verbose), verbose
+    assert any(_TF_BANNER.search(line) for line in verbose)  # -v brings the banner back
+
+
+def test_asks_for_logs_reads_absl_verbosity_spellings():
+    from rdc_keras.cli import asks_for_logs
+
+    for argv in (
+        ["p", "-v", "1"],
+        ["p", "-v=1"],
+        ["p", "--verbosity=0"],
+        ["p", "--verbosity", "1"],
+    ):
+        assert asks_for_logs(argv), argv
+    for argv in (["p"], ["p", "--verbose=1"], ["p", "--", "-v"], ["p", "--workdir=-v"]):
+        assert not asks_for_logs(argv), argv

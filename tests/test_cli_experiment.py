@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -232,6 +233,14 @@ def test_a_study_run_model_by_model_equals_the_one_process_run(tmp_path):
 
     code, out = _finish(reference)
     assert code == 0, out
+    # What a user sees of a whole study at --verbose=0 (the demo's setting), not a terminal:
+    # one line per model (with the models left and the ETA) plus at most 6 (judge, W1 spread,
+    # figures, report), no TensorFlow banner or log lines, no carriage-return progress.
+    lines = out.splitlines()
+    trainings = [line for line in lines if re.match(r"\[\d+/7\] ", line)]
+    assert len(trainings) == 7 and len(lines) <= 7 + 6, out
+    assert all("ETA" in line for line in trainings[:-1]) and "ETA" not in trainings[-1], out
+    assert "\r" not in out and "tensorflow" not in out.lower(), out
     assert read_json(one / "study.json")["study"] == read_json(many / "study.json")["study"]
     assert _comparable(read_json(many / "results.json")) == _comparable(
         read_json(one / "results.json")

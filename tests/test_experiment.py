@@ -220,6 +220,14 @@ def test_progress_lines_cover_every_training(study):
     assert len(finished) == count
     assert all(str(study["root"]) in line for line in jobs if line not in finished)
     assert any("report.md" in line for line in study["log"])
+    # Each finished model but the last says how many remain and when the study should end.
+    for k, line in enumerate(finished):
+        match = re.search(r"\((\d+) s(?:; (\d+) to train, ETA (\d+ (?:s|min \d\d s)))?\)$", line)
+        assert match, line
+        remaining = count - 1 - k
+        assert (match.group(2) is None) == (remaining == 0), line
+        if remaining:
+            assert int(match.group(2)) == remaining, line
 
 
 def _weights(root: pathlib.Path) -> dict[pathlib.Path, int]:
@@ -232,7 +240,9 @@ def test_rerun_reports_without_retraining(study):
     # classifier; 4 E2E encoders + decoders; multi-head encoder + 2 decoders; 4 universal heads
     assert len(before) == 1 + 8 + 3 + 4
     logs = {path: path.read_text() for path in root.rglob("metrics.jsonl")}
-    again = experiment.run_study(study["config"], root, seed=3, export=False, log=lambda line: None)
+    lines = []
+    again = experiment.run_study(study["config"], root, seed=3, export=False, log=lines.append)
+    assert not any("ETA" in line for line in lines)  # nothing left to train
     assert _weights(root) == before
     assert {path: path.read_text() for path in root.rglob("metrics.jsonl")} == logs
     assert again["models"] == json.loads(json.dumps(study["results"]["models"]))

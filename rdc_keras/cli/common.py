@@ -24,6 +24,7 @@ __all__ = [
     "number_list",
     "os_error_line",
     "parse_flags",
+    "quiet_python_logs",
     "quiet_when_piped_output_closes",
 ]
 
@@ -106,6 +107,44 @@ def quiet_when_piped_output_closes(main: Callable[[list[str]], Any]) -> Callable
     return wrapped
 
 
+def quiet_python_logs() -> None:
+    """TensorFlow's Python log lines once each, and only warnings unless `-v` was given.
+
+    TensorFlow's logger has a handler of its own and also propagates to absl's on the root
+    logger, so every line came twice (`INFO:tensorflow:...` and `I1201 ...`); its handlers are
+    removed so absl prints each line once. At the default verbosity TensorFlow and absl log
+    warnings and errors only (no "Assets written to ..." per SavedModel); `-v`/`--verbosity`
+    leaves absl's verbosity, and TensorFlow's INFO lines, as the user asked. Warnings still
+    show (e.g. Keras' mixed-precision check on a CPU), except retracing notices (`_NotForUsers`).
+    """
+    import logging
+
+    from absl import flags
+    from absl import logging as absl_logging
+
+    tensorflow_logger = logging.getLogger("tensorflow")
+    for handler in list(tensorflow_logger.handlers):
+        tensorflow_logger.removeHandler(handler)
+    tensorflow_logger.propagate = True
+    if "verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].present:
+        return
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    tensorflow_logger.setLevel(logging.WARNING)
+    if not any(isinstance(f, _NotForUsers) for f in tensorflow_logger.filters):
+        tensorflow_logger.addFilter(_NotForUsers())
+
+
+class _NotForUsers:
+    """Drops TensorFlow warnings about its own internals that a user can do nothing about:
+    tf.function retracing (evaluation calls `predict` on batches of several sizes, by design)."""
+
+    _MESSAGES = ("triggered tf.function retracing",)
+
+    def filter(self, record: Any) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in self._MESSAGES)
+
+
 def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
     """Turns expected failures raised by `main` into one line on stderr and exit code 2.
 
@@ -119,6 +158,7 @@ def main_wrapper(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]
 
     @quiet_when_piped_output_closes
     def wrapped(argv: list[str]) -> Any:
+        quiet_python_logs()
         if len(argv) > 1:
             fail(f"unexpected positional arguments: {' '.join(argv[1:])}")
         try:

@@ -2,7 +2,8 @@
 
 `rdc_keras.trainers.runner.train_run` installs them in this order: `StopOnNonFinite` first (so a
 diverged epoch never reaches BackupAndRestore), `PiecewiseLearningRate`, then `EpochLog` (one
-JSON line per epoch in metrics.jsonl and a progress line).
+JSON line per epoch in metrics.jsonl and a progress line; on a terminal, also a progress bar
+with rate and ETA within each epoch).
 """
 
 from __future__ import annotations
@@ -10,16 +11,33 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import sys
 import time
 from typing import Any
 
 from rdc_keras.files import atomic_write
 from rdc_keras.tfkeras import keras
 
-__all__ = ["EpochLog", "PiecewiseLearningRate", "StopOnNonFinite", "TrainingDivergedError"]
+__all__ = [
+    "EpochLog",
+    "PiecewiseLearningRate",
+    "StopOnNonFinite",
+    "TrainingDivergedError",
+    "format_duration",
+]
 
 # Metrics shown on the per-epoch progress line (when present), in this order.
 _SHOWN = ("loss", "mse", "ce", "accuracy", "w1", "val_mse", "val_ce", "val_accuracy")
+
+
+def format_duration(seconds: float) -> str:
+    """`42 s`, `3 min 05 s`, `2 h 07 min`: a remaining time as a person reads it."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class TrainingDivergedError(RuntimeError):
@@ -61,16 +79,52 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Appends one JSON line per epoch to metrics.jsonl and prints a short progress line."""
+    """Appends one JSON line per epoch to metrics.jsonl and prints a short progress line.
 
-    def __init__(self, path: pathlib.Path, total_epochs: int, verbose: int) -> None:
+    With `verbose` on a terminal (`progress=None`: stdout is a tty), a progress bar with the
+    step rate and the epoch's ETA is redrawn in place (carriage return) within each epoch and
+    replaced by the epoch's line at its end; logs and pipes get the epoch lines only.
+    """
+
+    _REDRAW_SECONDS = 0.25
+    _BAR_WIDTH = 20
+
+    def __init__(
+        self, path: pathlib.Path, total_epochs: int, verbose: int, progress: bool | None = None
+    ) -> None:
         super().__init__()
         self.path = path
         self.total_epochs = total_epochs
         self.verbose = verbose
+        if progress is None:
+            progress = bool(verbose) and sys.stdout.isatty()
+        self.progress = progress
+        self._supports_tf_logs = True  # the bar reads no metric: no per-batch numpy conversion
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
+        self._drawn = 0.0
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.progress:
+            return
+        now = time.perf_counter()
+        total = (self.params or {}).get("steps") or 0
+        done = batch + 1
+        if now - self._drawn < self._REDRAW_SECONDS and done != total:
+            return
+        self._drawn = now
+        rate = done / max(now - self._start, 1e-9)
+        if total:
+            filled = self._BAR_WIDTH * done // total
+            bar = f"[{'=' * filled}{'.' * (self._BAR_WIDTH - filled)}] {done}/{total}"
+            eta = f" ETA {format_duration((total - done) / rate)}"
+        else:
+            bar, eta = f"{done} steps", ""
+        line = f"epoch {self._epoch + 1}/{self.total_epochs} {bar} {rate:.1f} steps/s{eta}"
+        sys.stdout.write(f"\r{line}\033[K")
+        sys.stdout.flush()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         record = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._start, 3)}
@@ -85,6 +139,8 @@ class EpochLog(keras.callbacks.Callback):
         lines.append(json.dumps(record, sort_keys=True))
         atomic_write(self.path, "\n".join(lines) + "\n")
         if self.verbose:
+            if self.progress:
+                sys.stdout.write("\r\033[K")  # the bar's line becomes the epoch's line
             shown = " ".join(f"{key}={record[key]:.4g}" for key in _SHOWN if key in record)
             print(
                 f"epoch {epoch + 1}/{self.total_epochs} {shown} ({record['seconds']:.1f} s)",
