@@ -2,13 +2,23 @@
 
 The sender runs the exported encoder (`rdc_keras.serving`) on N images with dither seeds
 seed, seed + 1, ..., seed + N - 1 and stores the int32 [N, d] indices in a container; the
-receiver rebuilds the same seeds, decodes the indices and runs an exported head. Layout
-(big-endian, 58-byte header, then the payload, then a CRC32 of everything before it)::
+receiver rebuilds the same seeds, decodes the indices and runs an exported head. Layout of
+format version 2 (big-endian; `varint`: unsigned LEB128 in its shortest form, at most 10 bytes;
+the seed zigzag-coded), then the payload, then a CRC32 of everything before it::
 
-    magic "\\x89RDC" | format version u8 | method u8 | reserved u16 (0)
-    encoder fingerprint 16 B | prior digest 8 B
-    height u16 | width u16 | channels u16 | L u16 | d u16 | count u32 | seed i64
-    payload length u32 | payload | CRC32 u32
+    magic "\\x89RDC" | format version u8 (2) | method u8 | flags u8 (bit 0: names)
+    encoder fingerprint, first 4 B | prior digest, first 4 B
+    varint height | width | channels | L | d | count | seed | payload length
+    names (flags bit 0): count x (varint byte length, UTF-8 name)
+    payload | CRC32 u32
+
+A single image costs 27 bytes of container besides its payload (version 1 spent 62). The 4-byte
+prefixes identify the encoder and the prior; the receiver checks them against the export it is
+given, whose full fingerprint and tables it uses. Names (each 1 to `MAX_NAME_BYTES` bytes of
+UTF-8, no path separator, control character, "." or "..", unique in the file) are the images'
+source names; `rdc-codec decompress` writes `<name>.png`. Version 1 files (58-byte fixed header:
+magic, version, method, reserved u16, 16-byte fingerprint, 8-byte prior digest, height, width,
+channels, L, d as u16, count u32, seed i64, payload length u32) are still read.
 
 Payload methods (the smallest one is chosen unless forced):
 
@@ -58,13 +68,15 @@ from rdc_keras.packing import BitstreamError, fixed_length_bits, pack_fixed, unp
 
 __all__ = [
     "FORMAT_VERSION",
-    "HEADER_SIZE",
     "MAGIC",
+    "MAX_NAME_BYTES",
     "METHODS",
-    "OVERHEAD_BYTES",
+    "MIN_OVERHEAD_BYTES",
+    "V1_OVERHEAD_BYTES",
     "BitstreamError",
     "Header",
     "check_images",
+    "check_names",
     "compress",
     "decode_indices",
     "decompress",
@@ -79,13 +91,18 @@ __all__ = [
 ]
 
 MAGIC = b"\x89RDC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 METHODS = {"fixed": 0, "range": 1, "dithered": 2}
 _METHOD_NAMES = {code: name for name, code in METHODS.items()}
-_HEADER = struct.Struct(">4sBBH16s8sHHHHHIqI")
-HEADER_SIZE = _HEADER.size  # 58
+_HEADER_V1 = struct.Struct(">4sBBH16s8sHHHHHIqI")  # 58 bytes
+_FIXED_V2 = struct.Struct(">4sBBB4s4s")  # 15 bytes, then 8 varints
 _CRC = struct.Struct(">I")
-OVERHEAD_BYTES = HEADER_SIZE + _CRC.size  # container bytes besides the payload
+_FLAG_NAMES = 0x01
+MIN_OVERHEAD_BYTES = _FIXED_V2.size + 8 + _CRC.size  # 27: one image, no names
+V1_OVERHEAD_BYTES = _HEADER_V1.size + _CRC.size  # 62: every version 1 file
+MAX_NAME_BYTES = 255
+_MAX_VARINT_BYTES = 10
 
 # Bounds checked on every header before anything is allocated.
 MAX_COUNT = 10_000_000
@@ -101,17 +118,23 @@ _RANGE_SLACK_BITS = 64
 
 @dataclasses.dataclass(frozen=True)
 class Header:
-    """The fixed-size `.rdc` header (see the module docstring)."""
+    """An `.rdc` header (see the module docstring).
+
+    `fingerprint` and `prior_digest` are hex prefixes of the encoder's fingerprint and of the
+    prior's digest: 8 hex digits each in version 2, 32 and 16 in version 1 (the full values).
+    """
 
     method: str
-    fingerprint: str  # 32 hex digits
-    prior_digest: str  # 16 hex digits
+    fingerprint: str
+    prior_digest: str
     image_shape: tuple[int, int, int]
     num_levels: int
     latent_dim: int
     count: int
     seed: int
     payload_length: int
+    names: tuple[str, ...] | None = None
+    version: int = FORMAT_VERSION
 
     @property
     def seeds(self) -> np.ndarray:
@@ -219,66 +242,170 @@ def _check_bounds(header: Header, error: type[Exception]) -> None:
             )
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _zigzag(value: int) -> int:
+    return 2 * value if value >= 0 else -2 * value - 1
+
+
+def _unzigzag(value: int) -> int:
+    return value // 2 if value % 2 == 0 else -(value + 1) // 2
+
+
+def check_names(names: Any, count: int, error: type[Exception] = ValueError) -> tuple[str, ...]:
+    """The images' names as stored: `count` strings, each 1 to MAX_NAME_BYTES bytes of UTF-8
+    usable as a file name (no path separator, NUL or control character, not "." or ".."), no
+    two equal up to letter case (they become `<name>.png` files on any file system).
+    """
+    names = tuple(names)
+    if len(names) != count:
+        raise error(f"{len(names)} names for {count} images")
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise error(f"name of image {index} must be a string, got {type(name).__name__}")
+        size = len(name.encode("utf-8", "surrogatepass"))
+        bad = [c for c in name if c in "/\\" or ord(c) < 32 or ord(c) == 127]
+        if not 1 <= size <= MAX_NAME_BYTES or name in (".", "..") or bad:
+            raise error(
+                f"name of image {index} {name!r} is not a file name of 1 to {MAX_NAME_BYTES} "
+                "UTF-8 bytes without path separators or control characters"
+            )
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise error(f"name of image {index} {name!r} is not valid Unicode") from None
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        key = name.casefold()  # unique as file names on case-insensitive file systems too
+        if key in seen:
+            raise error(
+                f"images {seen[key]} and {index} have the same name {names[seen[key]]!r} / "
+                f"{name!r} (names must differ beyond letter case)"
+            )
+        seen[key] = index
+    return names
+
+
 def _pack(header: Header, payload: bytes) -> bytes:
-    fields = _HEADER.pack(
+    flags = _FLAG_NAMES if header.names is not None else 0
+    fields = _FIXED_V2.pack(
         MAGIC,
         FORMAT_VERSION,
         METHODS[header.method],
-        0,
-        bytes.fromhex(header.fingerprint),
-        bytes.fromhex(header.prior_digest),
-        *header.image_shape,
-        header.num_levels,
-        header.latent_dim,
-        header.count,
-        header.seed,
-        len(payload),
+        flags,
+        bytes.fromhex(header.fingerprint)[:4],
+        bytes.fromhex(header.prior_digest)[:4],
     )
+    numbers_ = (*header.image_shape, header.num_levels, header.latent_dim, header.count)
+    fields += b"".join(_varint(v) for v in (*numbers_, _zigzag(header.seed), len(payload)))
+    for name in header.names or ():
+        encoded = name.encode("utf-8")
+        fields += _varint(len(encoded)) + encoded
     body = fields + payload
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def parse(data: bytes) -> tuple[Header, bytes]:
-    """Checks a container's structure and CRC; returns (header, payload). Needs no export.
+class _Reader:
+    """Reads varints and byte strings from a header, refusing truncated or overlong fields."""
 
-    Raises:
-      BitstreamError: truncated, extended, damaged, foreign or out-of-bounds file.
-    """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f".rdc data must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < OVERHEAD_BYTES:
+    def __init__(self, data: bytes, position: int, end: int) -> None:
+        self.data, self.position, self.end = data, position, end
+
+    def varint(self, what: str) -> int:
+        value, shift = 0, 0
+        for count in range(1, _MAX_VARINT_BYTES + 1):
+            if self.position >= self.end:
+                raise BitstreamError(f"truncated header (in the {what} field)")
+            byte = self.data[self.position]
+            self.position += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                if byte == 0 and count > 1:
+                    raise BitstreamError(f"{what} field is not in its shortest form")
+                if value >= 2**64:
+                    raise BitstreamError(f"{what} field exceeds 64 bits")
+                return value
+        raise BitstreamError(f"{what} field is longer than {_MAX_VARINT_BYTES} bytes")
+
+    def take(self, size: int, what: str) -> bytes:
+        if self.position + size > self.end:
+            raise BitstreamError(f"truncated header (in {what})")
+        chunk = self.data[self.position : self.position + size]
+        self.position += size
+        return chunk
+
+
+def _parse_v1(data: bytes) -> tuple[Header, int, int]:
+    """Version 1: the fixed 58-byte header; returns (header, payload start)."""
+    if len(data) < _HEADER_V1.size + _CRC.size:
         raise BitstreamError(
-            f"truncated file: {len(data)} bytes, an .rdc file has at least {OVERHEAD_BYTES}"
+            f"truncated file: {len(data)} bytes, a version 1 .rdc file has at least "
+            f"{_HEADER_V1.size + _CRC.size}"
         )
-    fields = _HEADER.unpack_from(data)
-    magic, version, method, reserved, fingerprint, prior = fields[:6]
+    fields = _HEADER_V1.unpack_from(data)
+    _, _, method, reserved, fingerprint, prior_digest = fields[:6]
     height, width, channels, num_levels, latent_dim, count, seed, payload_length = fields[6:]
-    if magic != MAGIC:
-        raise BitstreamError(f"not an .rdc file (magic {magic!r}, expected {MAGIC!r})")
-    if version != FORMAT_VERSION:
-        raise BitstreamError(
-            f"unsupported .rdc format version {version} (this reader handles {FORMAT_VERSION})"
-        )
-    actual = len(data) - OVERHEAD_BYTES
+    actual = len(data) - _HEADER_V1.size - _CRC.size
     if payload_length != actual:
         raise BitstreamError(
             f"the header declares a {payload_length}-byte payload but the file holds {actual} "
             "(truncated or extended file)"
         )
-    (stored_crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
-    if zlib.crc32(data[: -_CRC.size]) != stored_crc:
-        raise BitstreamError("CRC32 mismatch: the file is damaged")
-    if method not in _METHOD_NAMES:
-        raise BitstreamError(
-            f"unknown coding method {method} (expected 0 fixed, 1 range or 2 dithered)"
-        )
+    _check_crc(data)
     if reserved != 0:
         raise BitstreamError(f"reserved header field is {reserved}, expected 0")
     header = Header(
-        method=_METHOD_NAMES[method],
+        method=_method_name(method),
         fingerprint=fingerprint.hex(),
-        prior_digest=prior.hex(),
+        prior_digest=prior_digest.hex(),
+        image_shape=(height, width, channels),
+        num_levels=num_levels,
+        latent_dim=latent_dim,
+        count=count,
+        seed=seed,
+        payload_length=payload_length,
+        version=1,
+    )
+    return header, _HEADER_V1.size
+
+
+def _parse_v2(data: bytes) -> tuple[Header, int]:
+    """Version 2: fixed fields, varints, optional names; returns (header, payload start)."""
+    if len(data) < MIN_OVERHEAD_BYTES:
+        raise BitstreamError(
+            f"truncated file: {len(data)} bytes, an .rdc file has at least {MIN_OVERHEAD_BYTES}"
+        )
+    _, _, method, flags, fingerprint, prior_digest = _FIXED_V2.unpack_from(data)
+    end = len(data) - _CRC.size
+    reader = _Reader(data, _FIXED_V2.size, end)
+    fields = ("height", "width", "channels", "L", "d", "count", "seed", "payload length")
+    values = [reader.varint(what) for what in fields]
+    height, width, channels, num_levels, latent_dim, count, seed, payload_length = values
+    seed = _unzigzag(seed)
+    # Before anything is allocated for names: the sizes are bounded and the CRC holds.
+    if flags & ~_FLAG_NAMES:
+        raise BitstreamError(f"unknown header flags {flags:#04x} (expected 0 or 1)")
+    if payload_length > end - reader.position:
+        raise BitstreamError(
+            f"the header declares a {payload_length}-byte payload but the file holds at most "
+            f"{end - reader.position} (truncated or extended file)"
+        )
+    _check_crc(data)
+    header = Header(
+        method=_method_name(method),
+        fingerprint=fingerprint.hex(),
+        prior_digest=prior_digest.hex(),
         image_shape=(height, width, channels),
         num_levels=num_levels,
         latent_dim=latent_dim,
@@ -287,14 +414,73 @@ def parse(data: bytes) -> tuple[Header, bytes]:
         payload_length=payload_length,
     )
     _check_bounds(header, BitstreamError)
+    names = None
+    if flags & _FLAG_NAMES:
+        raw = []
+        for index in range(count):
+            size = reader.varint(f"length of name {index}")
+            if not 1 <= size <= MAX_NAME_BYTES:
+                raise BitstreamError(f"name {index} has {size} bytes (1 to {MAX_NAME_BYTES})")
+            chunk = reader.take(size, f"name {index}")
+            try:
+                raw.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise BitstreamError(f"name {index} is not UTF-8") from None
+        names = check_names(raw, count, BitstreamError)
+    if end - reader.position != payload_length:
+        raise BitstreamError(
+            f"the header declares a {payload_length}-byte payload but the file holds "
+            f"{end - reader.position} (truncated or extended file)"
+        )
+    return dataclasses.replace(header, names=names), reader.position
+
+
+def _method_name(code: int) -> str:
+    if code not in _METHOD_NAMES:
+        raise BitstreamError(
+            f"unknown coding method {code} (expected 0 fixed, 1 range or 2 dithered)"
+        )
+    return _METHOD_NAMES[code]
+
+
+def _check_crc(data: bytes) -> None:
+    (stored_crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
+    if zlib.crc32(data[: -_CRC.size]) != stored_crc:
+        raise BitstreamError("CRC32 mismatch: the file is damaged")
+
+
+def parse(data: bytes) -> tuple[Header, bytes]:
+    """Checks a container's structure and CRC; returns (header, payload). Needs no export.
+
+    Reads format versions 1 and 2.
+
+    Raises:
+      BitstreamError: truncated, extended, damaged, foreign or out-of-bounds file.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f".rdc data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < len(MAGIC) + 1:
+        raise BitstreamError(f"truncated file: {len(data)} bytes")
+    if data[: len(MAGIC)] != MAGIC:
+        raise BitstreamError(f"not an .rdc file (magic {data[:4]!r}, expected {MAGIC!r})")
+    version = data[len(MAGIC)]
+    if version not in READ_VERSIONS:
+        raise BitstreamError(
+            f"unsupported .rdc format version {version} (this reader handles "
+            f"{', '.join(map(str, READ_VERSIONS))})"
+        )
+    header, start = _parse_v1(data) if version == 1 else _parse_v2(data)
+    _check_bounds(header, BitstreamError)
     if header.method == "fixed":
-        expected = (fixed_length_bits(count * latent_dim, num_levels) + 7) // 8
-        if payload_length != expected:
+        expected = (fixed_length_bits(header.count * header.latent_dim, header.num_levels) + 7) // 8
+        if header.payload_length != expected:
             raise BitstreamError(
-                f"fixed-length payload has {payload_length} bytes, expected {expected} for "
-                f"{count} images of {latent_dim} {num_levels}-level indices"
+                f"fixed-length payload has {header.payload_length} bytes, expected {expected} "
+                f"for {header.count} images of {header.latent_dim} {header.num_levels}-level "
+                "indices"
             )
-    return header, data[HEADER_SIZE : -_CRC.size]
+    return header, data[start : -_CRC.size]
 
 
 def describe(data: bytes) -> dict[str, Any]:
@@ -311,9 +497,11 @@ def describe(data: bytes) -> dict[str, Any]:
         "latent_dim": header.latent_dim,
         "image_shape": list(header.image_shape),
         "seed": header.seed,
+        "format_version": header.version,
+        "names": header.names is not None,
         "file_bytes": len(data),
         "payload_bytes": len(payload),
-        "container_overhead_bytes": OVERHEAD_BYTES,
+        "container_overhead_bytes": len(data) - len(payload),
         "payload_bits_per_image": bits,
         "file_bytes_per_image": len(data) / header.count,
         "bound_bits_per_image": bound,
@@ -341,7 +529,13 @@ def _table_rows(header: Header, stored: dict[str, Any]) -> np.ndarray:
     return prior.table_index(dithers, header.num_levels, int(stored["offset_bins"]))
 
 
-def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "auto") -> bytes:
+def encode_indices(
+    indices: np.ndarray,
+    encoder: Any,
+    seed: int,
+    method: str = "auto",
+    names: Any = None,
+) -> bytes:
     """Wraps int32 [N, d] indices (made with seeds seed + i) in an `.rdc` container.
 
     Args:
@@ -350,6 +544,7 @@ def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "
       seed: base dither seed the indices were made with.
       method: "auto" (the smallest payload), "dithered", "range" or "fixed". "auto" tries
         "dithered" only when the export has a dither-conditional prior.
+      names: None, or one name per image (`check_names`), stored with the images.
     """
     meta = _metadata(encoder)
     if method not in ("auto", *METHODS):
@@ -374,6 +569,7 @@ def encode_indices(indices: np.ndarray, encoder: Any, seed: int, method: str = "
         count=len(indices),
         seed=_check_int(seed, "seed"),
         payload_length=0,
+        names=None if names is None else check_names(names, len(indices)),
     )
     _check_bounds(header, ValueError)
     payloads, digests = {}, {}
@@ -407,7 +603,7 @@ def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
     """
     header, payload = parse(data)
     meta = _metadata(encoder)
-    if header.fingerprint != meta["encoder_fingerprint"]:
+    if not str(meta["encoder_fingerprint"]).startswith(header.fingerprint):
         raise BitstreamError(
             f"file was written by encoder {header.fingerprint[:12]}, not by this export's "
             f"encoder {meta['encoder_fingerprint'][:12]} (fingerprint mismatch)"
@@ -425,7 +621,7 @@ def decode_indices(data: bytes, encoder: Any) -> tuple[Header, np.ndarray]:
         stored = prior.select(meta, method)
     except ValueError as error:
         raise BitstreamError(f"file is coded with method {header.method!r}, but {error}") from None
-    if header.prior_digest != stored.get("digest"):
+    if not str(stored.get("digest")).startswith(header.prior_digest):
         raise BitstreamError(
             f"file was coded with prior {header.prior_digest}, the encoder export has "
             f"{stored.get('digest')} (re-exported with another prior?)"
@@ -459,7 +655,12 @@ def _load(model: Any, kind: str, encoder: Any = None) -> Any:
 
 
 def compress(
-    images: Any, encoder: Any, seed: int = 0, method: str = "auto", batch_size: int = 1024
+    images: Any,
+    encoder: Any,
+    seed: int = 0,
+    method: str = "auto",
+    batch_size: int = 1024,
+    names: Any = None,
 ) -> bytes:
     """Encodes float32 images [N, H, W, C] (or one [H, W, C]) in [0, 1] into `.rdc` bytes.
 
@@ -469,6 +670,7 @@ def compress(
       seed: base dither seed; image i uses seed + i.
       method: "auto" (smallest payload), "dithered", "range" or "fixed".
       batch_size: images per encoder call.
+      names: None, or one name per image (e.g. its source file's stem; see `check_names`).
     """
     encoder = _load(encoder, "encoder")
     images = check_images(images, encoder.image_shape)
@@ -479,8 +681,10 @@ def compress(
         raise ValueError(f"seed {seed} + image index must fit in int64")
     from rdc_keras.layers import image_seeds
 
+    if names is not None:
+        check_names(names, len(images))  # before the encoder runs
     indices = encoder.encode(images, image_seeds(seed, len(images)), batch_size=batch_size)
-    return encode_indices(indices, encoder, seed, method)
+    return encode_indices(indices, encoder, seed, method, names)
 
 
 def decompress(data: bytes, encoder: Any, head: Any, batch_size: int = 1024) -> np.ndarray:

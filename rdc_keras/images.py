@@ -29,7 +29,14 @@ from rdc_keras.files import (
     write_json,
 )
 
-__all__ = ["SET_MARKER", "check_images", "check_output", "read_images", "write_images"]
+__all__ = [
+    "SET_MARKER",
+    "check_images",
+    "check_output",
+    "read_images",
+    "source_names",
+    "write_images",
+]
 
 # Written last into every PNG set: {"format", "count", "files"}.
 SET_MARKER = ".rdc-images.json"
@@ -147,6 +154,34 @@ def read_images(
     return np.concatenate(arrays), sources
 
 
+def source_names(sources: list[dict[str, Any]]) -> list[str]:
+    """One name per image read by `read_images`: the file's stem, or `<stem>_<i>` (zero-padded)
+    for the images of a multi-image .npy file. Stored in `.rdc` files by `rdc-codec compress`.
+
+    Raises:
+      ValueError: two inputs give the same name (e.g. `a/7.png` and `b/7.png`).
+    """
+    names, origin = [], {}
+    for source in sources:
+        path = pathlib.Path(source["file"])
+        count = int(source["count"])
+        if count == 1:
+            stems = [path.stem]
+        else:
+            digits = max(5, len(str(count - 1)))
+            stems = [f"{path.stem}_{i:0{digits}d}" for i in range(count)]
+        for name in stems:
+            key = name.casefold()
+            if key in origin:
+                raise ValueError(
+                    f"--input: {origin[key]} and {path} give images the same name {name!r} "
+                    "(names must differ beyond letter case); rename one of them"
+                )
+            origin[key] = path
+            names.append(name)
+    return names
+
+
 # ------------------------------------------------------------------------------------------------
 # Writing.
 
@@ -210,13 +245,19 @@ def check_output(output: str | os.PathLike, flag: str = "--output") -> pathlib.P
     return output
 
 
-def write_images(images: np.ndarray, output: str | os.PathLike) -> list[str]:
+def write_images(
+    images: np.ndarray, output: str | os.PathLike, names: list[str] | None = None
+) -> list[str]:
     """Writes float32 [N, H, W, C] images to a .npy file, or to a PNG set in a directory.
 
-    PNG pixels are round(255 * value), clipped to [0, 255], named image_00000.png, ...; the set
-    is built in a staging directory and renamed into place with its marker file. An output
-    ending in a path separator is always a PNG set.
+    PNG pixels are round(255 * value), clipped to [0, 255], in files `<name>.png` (`names`,
+    e.g. those an `.rdc` file stores) or image_00000.png, ...; the set is built in a staging
+    directory and renamed into place with its marker file. An output ending in a path separator
+    is always a PNG set. A .npy output keeps the order and ignores the names.
     Returns the written paths.
+
+    Raises:
+      ValueError: two images would get the same file name (also up to letter case).
     """
     is_npy, output = _is_npy(output), pathlib.Path(output)
     if is_npy:
@@ -234,8 +275,21 @@ def write_images(images: np.ndarray, output: str | os.PathLike) -> list[str]:
         raise ValueError(f"PNG output needs 1 or 3 channels, got {channels}; use a .npy output")
     _replaceable(output)
     pixels = np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
-    digits = max(5, len(str(len(images) - 1)))
-    names = [f"image_{i:0{digits}d}.png" for i in range(len(images))]
+    if names is None:
+        digits = max(5, len(str(len(images) - 1)))
+        names = [f"image_{i:0{digits}d}.png" for i in range(len(images))]
+    else:
+        if len(names) != len(images):
+            raise ValueError(f"{len(names)} names for {len(images)} images")
+        names = [f"{name}.png" for name in names]
+    taken: dict[str, str] = {}
+    for name in names:
+        if name.casefold() in taken or name == SET_MARKER:
+            raise ValueError(
+                f"--output={output}: two images would be written as {name} "
+                f"({taken.get(name.casefold(), name)}); nothing was written"
+            )
+        taken[name.casefold()] = name
     with atomic_directory(output) as staging:
         for name, image in zip(names, pixels):
             picture = Image.fromarray(image[..., 0] if channels == 1 else image)

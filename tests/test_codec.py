@@ -43,6 +43,79 @@ def _recrc(blob: bytes) -> bytes:
     return body + struct.pack(">I", zlib.crc32(body))
 
 
+_FIELDS = ("height", "width", "channels", "L", "d", "count", "seed", "payload_length")
+
+
+def _uvarint(value: int) -> bytes:
+    """Unsigned LEB128, written here independently of the codec."""
+    out = b""
+    while value >= 0x80:
+        out += bytes([value & 0x7F | 0x80])
+        value >>= 7
+    return out + bytes([value])
+
+
+def _layout(blob: bytes) -> dict:
+    """A version 2 container split into its fields (the format's own description, re-read)."""
+    magic, version, method, flags, fingerprint, prior_ = struct.unpack_from(">4sBBB4s4s", blob)
+    layout = dict(magic=magic, version=version, method=method, flags=flags)
+    layout.update(fingerprint=fingerprint, prior=prior_, raw={})
+    position = 15
+    for field in _FIELDS:
+        value, shift = 0, 0
+        while True:
+            byte = blob[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        layout[field] = value
+    layout["seed"] = layout["seed"] // 2 if layout["seed"] % 2 == 0 else -(layout["seed"] + 1) // 2
+    names = None
+    if flags & 1:
+        names = []
+        for _ in range(layout["count"]):
+            size = blob[position]  # names of < 128 bytes in these tests
+            names.append(blob[position + 1 : position + 1 + size])
+            position += 1 + size
+    layout.update(names=names, payload=blob[position:-4], payload_start=position)
+    assert zlib.crc32(blob[:-4]) == struct.unpack(">I", blob[-4:])[0]
+    return layout
+
+
+def _build(layout: dict) -> bytes:
+    """Reassembles a layout (every field as given, `raw` byte strings replacing varints)."""
+    out = struct.pack(
+        ">4sBBB4s4s",
+        layout["magic"],
+        layout["version"],
+        layout["method"],
+        layout["flags"],
+        layout["fingerprint"],
+        layout["prior"],
+    )
+    for field in _FIELDS:
+        value = layout[field]
+        if field == "seed":
+            value = 2 * value if value >= 0 else -2 * value - 1
+        out += layout["raw"].get(field, _uvarint(value))
+    for name in layout["names"] or ():
+        out += _uvarint(len(name)) + name
+    out += layout["payload"]
+    return out + struct.pack(">I", zlib.crc32(out))
+
+
+def _with(blob: bytes, **changes) -> bytes:
+    """`blob` with some fields changed and a valid CRC (payload_length follows the payload
+    unless given)."""
+    layout = _layout(blob)
+    layout.update(changes)
+    if "payload" in changes and "payload_length" not in changes:
+        layout["payload_length"] = len(layout["payload"])
+    return _build(layout)
+
+
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
     """Trained digits export (encoder, head) and its export directory."""
@@ -125,7 +198,9 @@ def test_range_coding_beats_fixed_on_a_skewed_source():
     info = codec.describe(ranged)
     ideal = -sum(np.log2(p[j][indices[:, j]]).sum() for j in range(2))  # code length in bits
     assert ideal - 64 <= 8 * info["payload_bytes"] <= ideal * 1.01 + 64
-    assert info["container_overhead_bytes"] == info["file_bytes"] - info["payload_bytes"] == 62
+    # 15 fixed bytes + varints 8, 8, 1, 3, 2, 2000 (2 B), seed 0, 268 (2 B) + CRC 4 = 29 bytes.
+    assert info["payload_bytes"] == 268
+    assert info["container_overhead_bytes"] == info["file_bytes"] - info["payload_bytes"] == 29
     assert info["bound_bits_per_image"] == pytest.approx(2 * math.log2(3))
     assert info["payload_bits_per_image"] < 0.5 * info["bound_bits_per_image"]
     _, decoded = codec.decode_indices(ranged, meta)
@@ -214,10 +289,10 @@ def test_dithered_coding_reaches_the_conditional_code_length():
     assert len(blob) < 0.8 * len(ranged)
     assert codec.encode_indices(indices, meta, seed=5) == blob
     # Another base seed means other dithers: the same payload then decodes differently or fails.
-    moved = bytearray(blob)
-    struct.pack_into(">q", moved, 46, 6)
+    moved = _with(blob, seed=6)
+    assert codec.parse(moved)[0].seed == 6
     try:
-        _, other = codec.decode_indices(_recrc(bytes(moved)), meta)
+        _, other = codec.decode_indices(moved, meta)
         assert not np.array_equal(other, indices)
     except codec.BitstreamError:
         pass
@@ -256,19 +331,30 @@ def test_range_decoder_refuses_non_canonical_payloads():
 # Container layout and round trips.
 
 
-def test_header_layout(models, files):
+def test_header_layout(models, files, images):
     encoder = models[0]
     blob = files[(7, "range")]
-    assert blob[:4] == b"\x89RDC" and blob[4] == 1 and blob[5] == 1  # magic, version, range
-    assert blob[6:8] == b"\x00\x00"
-    assert blob[8:24] == bytes.fromhex(encoder.fingerprint)
-    assert blob[24:32] == bytes.fromhex(encoder.metadata["prior"]["digest"])
-    assert struct.unpack(">HHHHHIqI", blob[32:58]) == (8, 8, 1, 3, 3, 7, 11, len(blob) - 62)
+    assert blob[:4] == b"\x89RDC" and blob[4] == 2 and blob[5] == 1  # magic, version, range
+    assert blob[6] == 0  # flags: no names
+    assert blob[7:11] == bytes.fromhex(encoder.fingerprint)[:4]
+    assert blob[11:15] == bytes.fromhex(encoder.metadata["prior"]["digest"])[:4]
+    # varints: 8 x 8 x 1 images, L = 3, d = 3, 7 images, seed 11 (zigzag 22), payload length
+    assert blob[15:23] == bytes([8, 8, 1, 3, 3, 7, 22, len(blob) - 27])
     assert struct.unpack(">I", blob[-4:])[0] == zlib.crc32(blob[:-4])
     assert files[(7, "fixed")][5] == 0
     dithered = files[(7, "dithered")]
     assert dithered[5] == 2
-    assert dithered[24:32] == bytes.fromhex(encoder.metadata["prior"]["dithered"]["digest"])
+    assert dithered[11:15] == bytes.fromhex(encoder.metadata["prior"]["dithered"]["digest"])[:4]
+    # One image: 27 bytes around its payload (version 1: 62).
+    single = files[(1, "fixed")]
+    assert len(single) - len(codec.parse(single)[1]) == 27 == codec.MIN_OVERHEAD_BYTES
+    # Names: flag bit 0, then per image its UTF-8 length and bytes, before the payload.
+    named = codec.compress(images[:2], encoder, seed=11, method="fixed", names=["7", "chat-é"])
+    assert named[6] == 1
+    start = 15 + 8
+    assert named[start : start + 10] == b"\x017\x07chat-\xc3\xa9"
+    assert named[start + 10 : -4] == codec.parse(named)[1]
+    assert codec.parse(named)[0].names == ("7", "chat-é")
 
 
 @pytest.mark.parametrize("method", ["dithered", "range", "fixed", "auto"])
@@ -328,7 +414,7 @@ def _mutate(blob: bytes, kind: str, rng: np.random.Generator) -> bytes:
             out[pos] ^= int(rng.integers(1, 256))
         out = bytearray(_recrc(bytes(out)))
     elif kind == "insert+crc":
-        pos = int(rng.integers(58, len(out) - 3))
+        pos = int(rng.integers(_layout(blob)["payload_start"], len(out) - 3))
         extra = rng.integers(0, 256, rng.integers(1, 9), dtype=np.uint8).tobytes()
         out = bytearray(_recrc(bytes(out[:pos] + extra + out[pos:])))
     else:
@@ -356,58 +442,62 @@ def test_fuzzed_files_always_raise_bitstream_error(models, files):
     assert min(kinds.values()) >= 400
 
 
-def _field(blob: bytes, offset: int, fmt: str, value) -> bytes:
-    out = bytearray(blob)
-    struct.pack_into(fmt, out, offset, value)
-    return _recrc(bytes(out))
-
-
-def _corruptions(files):
+def _corruptions(files, names_file):
     """(description, corrupted file, expected message) with the CRC recomputed each time."""
     one, many = files[(7, "range")], files[(7, "fixed")]
     big = files[(360, "range")]
     body = bytes(many[:-4])
-    last = len(many) - 5
+    payload = _layout(many)["payload"]
+    names = _layout(names_file)["names"]
     return [
-        ("magic", _field(one, 0, ">4s", b"RDC\x00"), "not an .rdc file"),
-        ("version", _field(one, 4, ">B", 2), "unsupported .rdc format version 2"),
-        ("method byte", _field(one, 5, ">B", 7), "unknown coding method 7"),
-        ("reserved", _field(one, 6, ">H", 1), "reserved header field"),
-        ("payload length +1", _field(one, 54, ">I", len(one) - 61), "truncated or extended"),
-        ("payload length -1", _field(one, 54, ">I", len(one) - 63), "truncated or extended"),
+        ("magic", _with(one, magic=b"RDC\x00"), "not an .rdc file"),
+        ("version", _with(one, version=3), "unsupported .rdc format version 3"),
+        ("method byte", _with(one, method=7), "unknown coding method 7"),
+        ("flags", _with(one, flags=2), "unknown header flags"),
+        ("payload length +1", _with(one, payload_length=len(one) - 26), "truncated or extended"),
+        ("payload length -1", _with(one, payload_length=len(one) - 28), "truncated or extended"),
         ("extra byte", _recrc(body + b"\x00" + many[-4:]), "truncated or extended"),
-        ("height 0", _field(one, 32, ">H", 0), "image shape out of range"),
-        ("width 5000", _field(one, 34, ">H", 5000), "image shape out of range"),
-        ("L = 1", _field(one, 38, ">H", 1), "L (number of levels) out of range"),
-        ("L = 300", _field(one, 38, ">H", 300), "L (number of levels) out of range"),
-        ("d = 0", _field(one, 40, ">H", 0), "d (latent dimension) out of range"),
-        ("count 0", _field(one, 42, ">I", 0), "image count out of range"),
-        ("count 10^7 + 1", _field(one, 42, ">I", 10**7 + 1), "image count out of range"),
-        ("count * d", _field(_field(one, 40, ">H", 4096), 42, ">I", 20000), "count * d"),
-        ("seed overflow", _field(one, 46, ">q", 2**63 - 1), "seed out of range"),
-        ("fingerprint", _field(one, 8, ">16s", b"\x00" * 16), "fingerprint mismatch"),
-        ("L = 4 vs export", _field(one, 38, ">H", 4), "the encoder export has"),
-        ("channels vs export", _field(one, 36, ">H", 3), "the encoder export has"),
-        ("prior digest", _field(one, 24, ">8s", b"\x00" * 8), "prior"),
-        ("fixed length", _field(many, 42, ">I", 9), "fixed-length payload has"),
-        ("fixed padding", _field(many, last, ">B", many[last] | 1), "padding"),
-        ("range count", _field(big, 42, ">I", 5_000_000), "cannot hold"),
+        ("height 0", _with(one, height=0), "image shape out of range"),
+        ("width 5000", _with(one, width=5000), "image shape out of range"),
+        ("L = 1", _with(one, L=1), "L (number of levels) out of range"),
+        ("L = 300", _with(one, L=300), "L (number of levels) out of range"),
+        ("d = 0", _with(one, d=0), "d (latent dimension) out of range"),
+        ("count 0", _with(one, count=0), "image count out of range"),
+        ("count 10^7 + 1", _with(one, count=10**7 + 1), "image count out of range"),
+        ("count * d", _with(one, d=4096, count=20000), "count * d"),
+        ("seed overflow", _with(one, seed=2**63 - 1), "seed out of range"),
+        ("varint 2^64", _with(one, raw={"count": b"\xff" * 9 + b"\x02"}), "exceeds 64 bits"),
+        ("varint 11 bytes", _with(one, raw={"count": b"\x81" * 10 + b"\x00"}), "longer than 10"),
+        ("varint not shortest", _with(one, raw={"height": b"\x88\x00"}), "shortest form"),
+        ("truncated varints", _recrc(one[:18] + one[-4:]), "truncated"),
+        ("fingerprint", _with(one, fingerprint=b"\x00" * 4), "fingerprint mismatch"),
+        ("L = 4 vs export", _with(one, L=4), "the encoder export has"),
+        ("channels vs export", _with(one, channels=3), "the encoder export has"),
+        ("prior digest", _with(one, prior=b"\x00" * 4), "prior"),
+        ("fixed length", _with(many, count=9), "fixed-length payload has"),
+        ("fixed padding", _with(many, payload=payload[:-1] + bytes([payload[-1] | 1])), "padding"),
+        ("range count", _with(big, count=5_000_000), "cannot hold"),
         # The decoder reads past the end as zeros: a zero byte appended to a payload decodes to
         # the same indices, whose canonical encoding is the original (shorter) payload.
-        ("range zero byte added", _append_payload_byte(one), "range-coded payload is corrupt"),
+        (
+            "range zero byte added",
+            _with(one, payload=_layout(one)["payload"] + b"\x00"),
+            "range-coded payload is corrupt",
+        ),
+        ("name not UTF-8", _with(names_file, names=[b"\xff", names[1]]), "is not UTF-8"),
+        ("empty name", _with(names_file, names=[b"", names[1]]), "has 0 bytes"),
+        ("same names", _with(names_file, names=[b"Cat", b"cat"]), "the same name"),
+        ("name with /", _with(names_file, names=[b"a/b", names[1]]), "not a file name"),
+        ("name '..'", _with(names_file, names=[b"..", names[1]]), "not a file name"),
+        ("names without flag", _with(names_file, flags=0), "truncated or extended"),
+        ("flag without names", _with(one, flags=1), "truncated"),
     ]
 
 
-def _append_payload_byte(blob: bytes) -> bytes:
-    """Appends a zero byte to the payload, fixing the payload length and the CRC."""
-    body = bytearray(blob[:-4]) + b"\x00"
-    struct.pack_into(">I", body, 54, len(body) - 58)
-    return _recrc(bytes(body) + bytes(4))
-
-
-def test_decoder_checks_hold_with_recomputed_crc(models, files):
+def test_decoder_checks_hold_with_recomputed_crc(models, files, images):
     encoder, head, _ = models
-    cases = _corruptions(files)
+    names_file = codec.compress(images[:2], encoder, seed=11, names=["seven", "chat"])
+    cases = _corruptions(files, names_file)
     for description, blob, message in cases:
         assert zlib.crc32(blob[:-4]) == struct.unpack(">I", blob[-4:])[0], description
         with pytest.raises(codec.BitstreamError, match=re.escape(message)):
@@ -482,7 +572,9 @@ def test_cli_compress_and_decompress_in_separate_processes(models, images, tmp_p
     blob = (tmp_path / "x.rdc").read_bytes()
     assert summary["file_bytes"] == len(blob) and summary["count"] == 40
     assert summary["bound_bits_per_image"] == pytest.approx(3 * math.log2(3))
-    assert blob == codec.compress(images[:40], encoder, seed=5)  # same bytes as in memory
+    # The same bytes as in memory; the images of x.npy are named x_00000 ... x_00039.
+    names = [f"x_{i:05d}" for i in range(40)]
+    assert blob == codec.compress(images[:40], encoder, seed=5, names=names)
     decompressed = _cli(
         "decompress",
         f"--encoder={export_dir}",
@@ -492,6 +584,72 @@ def test_cli_compress_and_decompress_in_separate_processes(models, images, tmp_p
     )
     assert decompressed.returncode == 0, decompressed.stderr[-2000:]
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), _reference(models, images[:40], 5))
+
+
+def _png(path: pathlib.Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.rint(image[..., 0] * 255).astype(np.uint8)).save(path)
+
+
+def test_cli_keeps_the_names_of_the_inputs(models, images, tmp_path):
+    _, head, export_dir = models
+    sources = ["7", "chat-é 猫", "Zebra"]
+    for index, name in enumerate(sources):
+        _png(tmp_path / "in" / f"{name}.png", images[index])
+    common = [f"--encoder={export_dir}"]
+    decode = [*common, f"--head={head.metadata['head']}"]
+    ran = _cli("compress", *common, f"--input={tmp_path / 'in'}", f"--output={tmp_path / 'a.rdc'}")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert codec.parse((tmp_path / "a.rdc").read_bytes())[0].names == tuple(sorted(sources))
+    ran = _cli(
+        "decompress", *decode, f"--input={tmp_path / 'a.rdc'}", f"--output={tmp_path / 'o'}/"
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    written = sorted(p.name for p in (tmp_path / "o").iterdir() if not p.name.startswith("."))
+    assert written == sorted(f"{name}.png" for name in sources)
+    # --nonames: the index names, as for files written before names existed.
+    flags = ["--nonames", f"--input={tmp_path / 'in'}", f"--output={tmp_path / 'b.rdc'}"]
+    assert _cli("compress", *common, *flags).returncode == 0
+    assert codec.parse((tmp_path / "b.rdc").read_bytes())[0].names is None
+    ran = _cli(
+        "decompress", *decode, f"--input={tmp_path / 'b.rdc'}", f"--output={tmp_path / 'p'}/"
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "p").glob("*.png"))[0] == "image_00000.png"
+    # Two inputs with one name (here up to letter case) are refused before anything is written.
+    _png(tmp_path / "twins" / "a" / "cat.png", images[0])
+    _png(tmp_path / "twins" / "b" / "Cat.png", images[1])
+    inputs = [f"--input={tmp_path / 'twins' / 'a'}", f"--input={tmp_path / 'twins' / 'b'}"]
+    ran = _cli("compress", *common, *inputs, f"--output={tmp_path / 'c.rdc'}")
+    assert ran.returncode == 2 and not (tmp_path / "c.rdc").exists(), ran.stderr
+    (line,) = [line for line in ran.stderr.splitlines() if "error:" in line]
+    assert "give images the same name 'Cat'" in line and "Traceback" not in ran.stderr
+
+
+def test_write_images_refuses_colliding_names(tmp_path, images):
+    from rdc_keras.images import write_images
+
+    with pytest.raises(ValueError, match="two images would be written as"):
+        write_images(images[:2], tmp_path / "out", names=["Cat", "cat"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_names_are_validated_when_compressing(models, images):
+    encoder = models[0]
+    for names, message in [
+        (["a"], "1 names for 2 images"),
+        (["a", "A"], "the same name"),
+        (["a", "b/c"], "not a file name"),
+        (["a", "x" * 256], "not a file name"),
+        (["a", "\x07"], "not a file name"),
+        (["a", 3], "must be a string"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            codec.compress(images[:2], encoder, names=names)
+    blob = codec.compress(images[:2], encoder, names=["é" * 127, "b"])  # 254 bytes: allowed
+    assert codec.parse(blob)[0].names[0] == "é" * 127
 
 
 def test_cli_refuses_a_damaged_file_with_one_line(models, files, tmp_path):

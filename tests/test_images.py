@@ -142,3 +142,33 @@ def test_unreadable_inputs_say_what_they_are(tmp_path):
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(ValueError, match=r"folder\.png: is a directory"):
         images_lib.read_images([str(tmp_path / "*.png")], (8, 8, 1))
+
+
+def test_source_names_are_file_stems_and_numbered_npy_members():
+    sources = [
+        {"file": "in/7.png", "count": 1},
+        {"file": "in/chat-é 猫.png", "count": 1},
+        {"file": "batch.npy", "count": 3},
+        {"file": "one.npy", "count": 1},
+    ]
+    names = images_lib.source_names(sources)
+    assert names == ["7", "chat-é 猫", "batch_00000", "batch_00001", "batch_00002", "one"]
+    codec.check_names(names, len(names))  # storable as they are
+    many = images_lib.source_names([{"file": "x.npy", "count": 123456}])
+    assert many[0] == "x_000000" and many[-1] == "x_123455"
+
+
+@pytest.mark.parametrize(
+    "files", [["a/7.png", "b/7.png"], ["a/Cat.png", "b/cat.png"], ["x.npy", "x_00000.png"]]
+)
+def test_source_names_refuse_two_inputs_with_one_name(files):
+    sources = [{"file": name, "count": 2 if name.endswith(".npy") else 1} for name in files]
+    with pytest.raises(ValueError, match="give images the same name"):
+        images_lib.source_names(sources)
+
+
+def test_png_set_files_are_named_after_the_images(tmp_path, images):
+    written = images_lib.write_images(images[:2], tmp_path / "out", names=["7", "chat-é"])
+    assert sorted(pathlib.Path(p).name for p in written) == ["7.png", "chat-é.png"]
+    marker = json.loads((tmp_path / "out" / images_lib.SET_MARKER).read_text())
+    assert marker["files"] == ["7.png", "chat-é.png"]

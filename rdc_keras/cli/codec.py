@@ -9,9 +9,12 @@ Examples:
 Inputs are PNG files (grayscale or RGB matching the encoder's image shape, values / 255) or
 .npy arrays (float32 in [0, 1], N x H x W x C or one H x W x C image); directories and glob
 patterns expand to their sorted .png/.npy files (`rdc_keras.images` reads and writes them).
-Outputs are written through a temporary file and a rename (`rdc_keras.files.atomic_write`), so
-a partial file never appears. Both commands print a JSON summary (payload bits per image vs the
-fixed-rate bound d * log2 L, container overhead) and `--json` saves it.
+compress stores each image's name (its file's stem; `<stem>_00000`, ... for the images of a
+multi-image .npy) unless --nonames, and decompress writes `<name>.png` (image_00000.png, ...
+for files without names). Outputs are written through a temporary file and a rename
+(`rdc_keras.files.atomic_write`), so a partial file never appears. Both commands print a JSON
+summary (payload bits per image vs the fixed-rate bound d * log2 L, container overhead) and
+`--json` saves it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from absl import app, flags
 from rdc_keras import codec
 from rdc_keras.cli.common import fail, main_wrapper, parse_flags
 from rdc_keras.files import atomic_write, check_output_file
-from rdc_keras.images import check_output, read_images, write_images
+from rdc_keras.images import check_output, read_images, source_names, write_images
 
 __all__ = ["COMMANDS", "run"]
 
@@ -53,6 +56,11 @@ def _define_flags() -> None:
         "auto",
         ["auto", *sorted(codec.METHODS, key=codec.METHODS.get, reverse=True)],
         "compress: payload coding method (auto: the smallest).",
+    )
+    flags.DEFINE_boolean(
+        "names",
+        True,
+        "compress: store each image's source name (file stem) so decompress writes <name>.png.",
     )
     flags.DEFINE_integer("batch_size", 1024, "Images per SavedModel call.")
     flags.DEFINE_string("json", None, "Also write the JSON summary to this file.")
@@ -82,8 +90,19 @@ def _compress() -> dict[str, Any]:
 
     encoder = serving.load_encoder(FLAGS.encoder)
     images, sources = read_images(FLAGS.input, encoder.image_shape)
+    names = source_names(sources) if FLAGS.names else None
+    if names is not None:
+        try:
+            codec.check_names(names, len(images))
+        except ValueError as error:
+            raise ValueError(f"--input: {error} (or pass --nonames)") from None
     data = codec.compress(
-        images, encoder, seed=FLAGS.seed, method=FLAGS.method, batch_size=FLAGS.batch_size
+        images,
+        encoder,
+        seed=FLAGS.seed,
+        method=FLAGS.method,
+        batch_size=FLAGS.batch_size,
+        names=names,
     )
     output = pathlib.Path(FLAGS.output)
     atomic_write(output, data)
@@ -106,7 +125,8 @@ def _decompress() -> dict[str, Any]:
     head = serving.load_head(_resolve_head(FLAGS.head, encoder), encoder)
     data = source.read_bytes()
     images = codec.decompress(data, encoder, head, batch_size=FLAGS.batch_size)
-    written = write_images(images, FLAGS.output)
+    names = codec.parse(data)[0].names  # the inputs' names, when compress stored them
+    written = write_images(images, FLAGS.output, None if names is None else list(names))
     return {
         "command": "decompress",
         "input": str(source),
