@@ -274,3 +274,35 @@ def test_asks_for_logs_reads_absl_verbosity_spellings():
         assert asks_for_logs(argv), argv
     for argv in (["p"], ["p", "--verbose=1"], ["p", "--", "-v"], ["p", "--workdir=-v"]):
         assert not asks_for_logs(argv), argv
+
+
+_LOG_PROBE = """
+import sys
+import tensorflow as tf
+from absl import app
+from rdc_keras.cli import common
+
+def main(argv):
+    logger = tf.get_logger()
+    logger.warning("mixed_float16 runs slowly on this CPU")
+    logger.info("Assets written to: somewhere")
+    logger.warning("5 out of the last 6 calls to f triggered tf.function retracing. Tracing")
+
+app.run(common.main_wrapper(main), argv=sys.argv, flags_parser=common.parse_flags)
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_warnings_that_matter_show_once_and_chatter_only_with_v(verbose):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    argv = [sys.executable, "-c", _LOG_PROBE, *(["-v", "0"] if verbose else [])]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stderr.splitlines()
+    assert sum("mixed_float16 runs slowly" in line for line in lines) == 1, lines
+    assert any("Assets written" in line for line in lines) == verbose, lines
+    assert any("retracing" in line for line in lines) == verbose, lines
