@@ -20,7 +20,7 @@ from rdc_keras.tfkeras import keras
 from rdc_keras.trainers.multihead import MultiHeadRDCTrainer
 from rdc_keras.trainers.rdc import RDCTrainer
 
-__all__ = ["build_trainer", "is_chief", "make_strategy"]
+__all__ = ["build_trainer", "is_chief", "make_strategy", "sync_workers"]
 
 
 def _optimizer(learning_rate: float, config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -175,3 +175,15 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     their own backup directory.
     """
     return bool(strategy.extended.should_checkpoint)
+
+
+def sync_workers(strategy: tf.distribute.Strategy) -> None:
+    """Returns once every worker of a multi-worker cluster has called it (a no-op elsewhere).
+
+    A collective all-reduce of one number: the chief calls it before removing `backup/`, so it
+    cannot delete a directory a slower worker is still saving its scratch outputs into.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    ones = strategy.run(lambda: tf.constant(1.0))
+    strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)

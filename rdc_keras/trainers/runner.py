@@ -11,7 +11,6 @@ different configuration in the same directory is refused instead of being mixed 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -30,7 +29,7 @@ from rdc_keras.files import read_json
 from rdc_keras.layers import rate_bits
 from rdc_keras.tfkeras import keras
 from rdc_keras.trainers import callbacks as callbacks_lib
-from rdc_keras.trainers.build import build_trainer, is_chief, make_strategy
+from rdc_keras.trainers.build import build_trainer, is_chief, make_strategy, sync_workers
 from rdc_keras.trainers.callbacks import TrainingDivergedError
 from rdc_keras.trainers.classifier import train_reference_classifier
 
@@ -278,10 +277,10 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
         # Its Keras backup (workertemp_<task>) is scratch too: restores read the chief's.
         for own in (scratch.path, run.backup_dir / f"workertemp_{task}"):
             shutil.rmtree(own, ignore_errors=True)
-        with contextlib.suppress(OSError):  # backup/ itself once the chief has removed the rest
-            run.backup_dir.rmdir()
+        sync_workers(strategy)  # the chief removes backup/ only after this
         return results
     results = _save_outputs(run, settings, trainer, test_metrics, train_seconds, reference_dir)
+    sync_workers(strategy)  # every worker is done with its scratch inside backup/
     shutil.rmtree(run.backup_dir, ignore_errors=True)
     if config.verbose:
         print(json.dumps(results["test"], sort_keys=True), flush=True)
