@@ -80,6 +80,7 @@ __all__ = [
     "compress",
     "decode_indices",
     "decompress",
+    "decompress_named",
     "describe",
     "encode_indices",
     "fixed_length_bits",
@@ -377,6 +378,7 @@ def _parse_v1(data: bytes) -> tuple[Header, int, int]:
         payload_length=payload_length,
         version=1,
     )
+    _check_bounds(header, BitstreamError)
     return header, _HEADER_V1.size
 
 
@@ -470,8 +472,7 @@ def parse(data: bytes) -> tuple[Header, bytes]:
             f"unsupported .rdc format version {version} (this reader handles "
             f"{', '.join(map(str, READ_VERSIONS))})"
         )
-    header, start = _parse_v1(data) if version == 1 else _parse_v2(data)
-    _check_bounds(header, BitstreamError)
+    header, start = _parse_v1(data) if version == 1 else _parse_v2(data)  # each checks bounds
     if header.method == "fixed":
         expected = (fixed_length_bits(header.count * header.latent_dim, header.num_levels) + 7) // 8
         if header.payload_length != expected:
@@ -690,6 +691,8 @@ def compress(
 def decompress(data: bytes, encoder: Any, head: Any, batch_size: int = 1024) -> np.ndarray:
     """Decodes `.rdc` bytes into float32 images [N, H, W, C] with an exported head.
 
+    `decompress_named` also returns the images' stored names.
+
     Args:
       data: the file's bytes.
       encoder: the encoder export the file was written with (only its metadata is read: the
@@ -701,6 +704,13 @@ def decompress(data: bytes, encoder: Any, head: Any, batch_size: int = 1024) -> 
       BitstreamError: damaged or foreign file.
       ValueError: the head belongs to another encoder.
     """
+    return decompress_named(data, encoder, head, batch_size)[0]
+
+
+def decompress_named(
+    data: bytes, encoder: Any, head: Any, batch_size: int = 1024
+) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    """`decompress`, and the images' names as compress stored them (None when it stored none)."""
     encoder = _load(encoder, "encoder")
     head = _load(head, "head", encoder)
     if head.fingerprint != encoder.fingerprint:
@@ -709,4 +719,4 @@ def decompress(data: bytes, encoder: Any, head: Any, batch_size: int = 1024) -> 
             f"{encoder.fingerprint[:12]} (encoder fingerprint mismatch)"
         )
     header, indices = decode_indices(data, encoder)
-    return head.decode(indices, header.seeds, batch_size=batch_size)
+    return head.decode(indices, header.seeds, batch_size=batch_size), header.names

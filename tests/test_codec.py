@@ -366,6 +366,15 @@ def test_round_trip_matches_in_memory_path(models, images, method):
     header, _ = codec.parse(blob)
     assert header.count == 50 and header.seed == -3
     np.testing.assert_array_equal(header.seeds, np.arange(-3, 47))
+    assert codec.decompress_named(blob, encoder, head)[1] is None  # no names stored
+
+
+def test_decompress_named_returns_the_stored_names(models, images):
+    encoder, head, _ = models
+    blob = codec.compress(images[:3], encoder, seed=5, names=["a", "β", "c"])
+    decoded, names = codec.decompress_named(blob, encoder, head)
+    assert names == ("a", "β", "c")
+    np.testing.assert_array_equal(decoded, _reference(models, images[:3], 5))
 
 
 def test_auto_picks_the_smaller_payload(files, models, images):

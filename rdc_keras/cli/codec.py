@@ -124,8 +124,8 @@ def _decompress() -> dict[str, Any]:
     encoder = serving.load_encoder(FLAGS.encoder)
     head = serving.load_head(_resolve_head(FLAGS.head, encoder), encoder)
     data = source.read_bytes()
-    images = codec.decompress(data, encoder, head, batch_size=FLAGS.batch_size)
-    names = codec.parse(data)[0].names  # the inputs' names, when compress stored them
+    # names: the inputs' names, when compress stored them
+    images, names = codec.decompress_named(data, encoder, head, batch_size=FLAGS.batch_size)
     written = write_images(images, FLAGS.output, None if names is None else list(names))
     return {
         "command": "decompress",
