@@ -49,6 +49,19 @@ def _check_bases(bases: tuple[str, ...]) -> tuple[str, ...]:
     return bases
 
 
+def _check_seeds(seeds: Sequence[int] | None, seed: int) -> tuple[int, ...]:
+    """The study's seeds: `(seed,)` by default; otherwise distinct integers >= 0, whose first
+    is the study's seed (its classifier, its directories, the seed study.json records)."""
+    if seeds is None:
+        return (seed,)
+    seeds = tuple(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or any(int(s) != s or s < 0 for s in seeds):
+        raise ValueError(f"--seeds: expected distinct integers >= 0, got {list(seeds)}")
+    if seeds[0] != seed:
+        raise ValueError(f"--seeds={','.join(map(str, seeds))}: the first must be --seed={seed}")
+    return tuple(int(s) for s in seeds)
+
+
 def _record_settings(root: pathlib.Path, config: StudyConfig, seed: int) -> dict[str, Any]:
     """Writes study.json; refuses a directory that holds a study with other settings.
 
@@ -105,8 +118,9 @@ def _reference_classifier(
     return judge, description
 
 
-def _train(job: Job, config: StudyConfig, classifier_dir, seed, extra, verbose) -> dict[str, Any]:
-    """Runs (or, when finished, reports) one job's training; returns its results.json."""
+def _train(job: Job, config: StudyConfig, classifier_dir, extra, verbose) -> dict[str, Any]:
+    """Runs (or, when finished, reports) one job's training, with the job's seed; returns its
+    results.json."""
     from rdc_keras.config import TrainConfig
     from rdc_keras.trainers.runner import train_run
 
@@ -123,7 +137,7 @@ def _train(job: Job, config: StudyConfig, classifier_dir, seed, extra, verbose) 
         batch_size=config.batch_size,
         schedule=config.schedule,
         mixed_precision=config.mixed_precision,
-        seed=seed,
+        seed=job.seed,
         verbose=verbose,
         head_name=job.head,
         **job.train,
@@ -158,9 +172,11 @@ def _evaluate_head(head: runs.Head, arrays, judge, config, seed, cache) -> dict[
     return metrics
 
 
-def _row(job: Job, head: runs.Head, metrics, train_seconds, config, root) -> dict[str, Any]:
-    """One model's line of results.json and results.csv."""
-    return {
+def _row(job: Job, head: runs.Head, metrics, train_seconds, config, root, seeds) -> dict[str, Any]:
+    """One model's line of results.json and results.csv (with its seed when the study has
+    several)."""
+    row = {} if len(seeds) == 1 else {"seed": job.seed}
+    return row | {
         "model": head.name,
         "family": job.family,
         "latent_dim": job.rate[0],
@@ -188,41 +204,42 @@ def _train_and_evaluate(
     root,
     judge,
     test_arrays,
-    seed,
+    seeds,
     extra,
     verbose,
     log,
 ) -> list[dict[str, Any]]:
     """Trains every (plan number, job) in order under its claim (finished runs are reported,
-    not retrained) and scores its heads; returns one row per head."""
+    not retrained) and scores its heads with the job's seed; returns one row per head."""
     from rdc_keras.trainers.callbacks import format_duration
 
     rows = []
     trained_seconds: list[float] = []  # models trained by this call (not reported as finished)
+    # Which models are left to train, read once (for the ETA; another process may finish some).
+    pending = [not runs.RunDir(job.workdir).is_finished() for _, job in numbered]
     for index, (number, job) in enumerate(numbered):
         tick = time.perf_counter()
         if verbose:
             log(f"[{number}/{total}] {job.describe()}: {job.workdir}")
-        was_finished = runs.RunDir(job.workdir).is_finished()
         with claim(study_plan.claim_path(root, job.name), f"{job.name} of {root}"):
-            result = _train(job, config, root / CLASSIFIER_DIR, seed, extra, verbose)
+            result = _train(job, config, root / CLASSIFIER_DIR, extra, verbose)
         train_seconds = result.get("train_seconds", 0.0)
         for head in runs.RunDir(job.workdir).heads():
             cache = job.workdir / f"evaluation-{head.name}.json"
-            metrics = _evaluate_head(head, test_arrays, judge, config, seed, cache)
-            rows.append(_row(job, head, metrics, train_seconds, config, root))
+            metrics = _evaluate_head(head, test_arrays, judge, config, job.seed, cache)
+            rows.append(_row(job, head, metrics, train_seconds, config, root, seeds))
         last = rows[-1]
         realism = f" fd={last['judge_fd']:.3f}" if last.get("judge_fd") is not None else ""
         if last.get("w1") is not None:
             realism += f" w1={last['w1']:.4f}"
         seconds = time.perf_counter() - tick
-        if not was_finished:
+        if pending[index]:
             trained_seconds.append(seconds)
-        left = [j for _, j in numbered[index + 1 :] if not runs.RunDir(j.workdir).is_finished()]
+        left = sum(pending[index + 1 :])
         timing = f"{seconds:.0f} s"
         if left and trained_seconds:  # from the measured times of this call's trainings
-            eta = format_duration(len(left) * sum(trained_seconds) / len(trained_seconds))
-            timing += f"; {len(left)} to train, ETA {eta}"
+            eta = format_duration(left * sum(trained_seconds) / len(trained_seconds))
+            timing += f"; {left} to train, ETA {eta}"
         log(
             f"[{number}/{total}] {job.describe()}: mse={last['mse']:.5f} "
             f"ce={last['ce_nats']:.3f} acc={last['accuracy']:.3f}{realism} ({timing})"
@@ -261,6 +278,7 @@ def run_study(
     verbose: int = 0,
     compare: Sequence[str | pathlib.Path] = (),
     report_only: bool = False,
+    seeds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Trains and evaluates every model of the study; writes results, report and figures.
 
@@ -276,8 +294,15 @@ def run_study(
       compare: finished studies (their directories or results.json files) whose models are
         drawn beside this study's in `figures/accuracy-compared.png` (e.g. accuracy vs MSE with
         and without lambda_p).
-      report_only: train nothing: refuse unless every model is finished, then evaluate (cached
-        per model) and write the results, report, figures and exports.
+      report_only: train nothing: refuse unless every model of the first seed is finished, then
+        evaluate (cached per model) and write the results, report, figures and exports; models
+        of further seeds that are not finished yet are left out (the report's n says so).
+      seeds: train every model once per seed (default: `(seed,)`; the first must be `seed`). The
+        first seed's models keep the one-seed layout, a further seed's go under `seed-<S>/`; one
+        reference classifier (trained with `seed`) and one evaluation protocol score them all,
+        each model's dither seeded by its own training seed. With several seeds, results.json
+        also holds each metric and penalty as mean ± std over seeds and paired per-seed findings
+        (`rdc_keras.study_report`, `rdc_keras.spread`).
 
     Returns:
       The results dict also written to `results.json`.
@@ -293,16 +318,24 @@ def run_study(
             "(every worker runs the same command with its own TF_CONFIG)"
         )
     compared = [compared_study(path) for path in compare]  # checked before any training
+    seeds = _check_seeds(seeds, seed)
     root = pathlib.Path(workdir)
     settings = _record_settings(root, config, seed)
-    jobs = study_plan.jobs(config, root, bases)
+    jobs = study_plan.jobs(config, root, bases, seeds)
+    numbered = list(enumerate(jobs, 1))
     if report_only:
         planned = {job.name: job for job in jobs}
-        _refuse_unfinished(root, [CLASSIFIER, *planned], planned, "--report_only")
+        first = [job.name for job in jobs if job.seed == seed]
+        _refuse_unfinished(root, [CLASSIFIER, *first], planned, "--report_only")
+        numbered = [(n, job) for n, job in numbered if runs.RunDir(job.workdir).is_finished()]
+        if len(numbered) < len(jobs):
+            log(
+                f"[report] {len(jobs) - len(numbered)} model(s) of further seeds are not "
+                "finished; they are left out (see n in the report)"
+            )
     start = time.perf_counter()
     test_arrays = data.load_arrays(config.dataset, "test", data_dir=config.data_dir)
     judge, judge_description = _reference_classifier(root, config, seed, log)
-    numbered = list(enumerate(jobs, 1))
     rows = _train_and_evaluate(
         numbered,
         len(jobs),
@@ -310,17 +343,20 @@ def run_study(
         root,
         judge,
         test_arrays,
-        seed,
+        seeds,
         train_overrides or {},
         verbose,
         log,
     )
-    spread = _w1_judge_spread(root, rows, config, test_arrays, seed, log)
+    first_rows = [row for row in rows if row.get("seed", seed) == seed]
+    spread = _w1_judge_spread(root, first_rows, config, test_arrays, seed, log)
     wall_seconds = round(time.perf_counter() - start, 1)
     # results.json records the judge's test metrics with its training time, as it always has.
     judge_record = {"train_seconds": judge_description.get("train_seconds")}
     judge_record.update(judge_description["test_metrics"])
-    results = study_report.results(settings, bases, rows, config, judge_record, wall_seconds)
+    results = study_report.results(
+        settings, bases, rows, config, judge_record, wall_seconds, seeds=seeds
+    )
     if spread is not None:
         results["w1_judge_spread"] = spread
     if compared:
@@ -329,7 +365,8 @@ def run_study(
             for study in compared
         ]
     with claim(study_plan.claim_path(root, REPORT), f"{REPORT} of {root}"):
-        _write_outputs(root, results, jobs, config, test_arrays, seed, export, log, compared)
+        first_jobs = [job for job in jobs if job.seed == seed]
+        _write_outputs(root, results, first_jobs, config, test_arrays, seed, export, log, compared)
     return results
 
 
@@ -344,6 +381,7 @@ def run_model(
     bases: tuple[str, ...] = tuple(BASES),
     verbose: int = 0,
     compare: Sequence[str | pathlib.Path] = (),
+    seeds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Trains (and scores) exactly one model of the study's plan (`rdc_keras.study_plan`).
 
@@ -353,10 +391,11 @@ def run_model(
     report_only=True)`.
 
     Args:
-      config, workdir, seed, export, log, train_overrides, bases, verbose, compare: as
+      config, workdir, seed, export, log, train_overrides, bases, verbose, compare, seeds: as
         `run_study` (the study's settings, recorded in and checked against `workdir`).
       model: a name from the plan (`classifier`, a head name such as `e2e-d3-L3-c0.015`,
-        `multihead`, `universal-paper-c0.01`, ... or `report`). With `train_overrides`
+        `multihead`, `universal-paper-c0.01`, ..., `e2e-d3-L3-c0@seed1` on a further seed, or
+        `report`). With `train_overrides`
         `{"strategy": "multi_worker"}` every worker of the `TF_CONFIG` cluster runs this call;
         the chief claims, records, saves and scores, the others only train.
 
@@ -368,8 +407,9 @@ def run_model(
       ValueError: an unknown model name, unfinished dependencies, a claim held elsewhere.
     """
     bases = _check_bases(bases)
+    seeds = _check_seeds(seeds, seed)
     root = pathlib.Path(workdir)
-    jobs = study_plan.jobs(config, root, bases)
+    jobs = study_plan.jobs(config, root, bases, seeds)
     names = [row["model"] for row in study_plan.entries(jobs, root)]
     if model not in names:
         raise ValueError(
@@ -391,7 +431,7 @@ def run_model(
             # records the study, saves the run and scores it.
             job = planned[model]
             _refuse_unfinished(root, job.depends_on, planned, f"--model={model}")
-            _train(job, config, root / CLASSIFIER_DIR, seed, extra, 0)
+            _train(job, config, root / CLASSIFIER_DIR, extra, 0)
             return {"model": model, "rows": []}
     if model == REPORT:
         return run_study(
@@ -405,6 +445,7 @@ def run_model(
             verbose,
             compare,
             report_only=True,
+            seeds=seeds,
         )
     _record_settings(root, config, seed)
     if model == CLASSIFIER:
@@ -422,7 +463,7 @@ def run_model(
         root,
         judge,
         test_arrays,
-        seed,
+        seeds,
         train_overrides or {},
         verbose,
         log,
@@ -443,6 +484,8 @@ def compared_study(path: str | pathlib.Path) -> dict[str, Any]:
     results = read_json(results_path)
     try:
         study, models = results["study"], list(results["models"])
+        if "summary" in results:  # a study over several seeds: each model's mean over seeds
+            models = list(results["summary"]["models"])
         keys = ("family", "model", "mse", "latent_dim", "num_levels")
         for row in models:
             missing = [key for key in keys if key not in row]
@@ -501,10 +544,16 @@ def _w1_judge_spread(root, rows, config, test_arrays, seed, log) -> dict[str, An
 def _write_outputs(root, results, jobs, config, test_arrays, seed, export, log, compared) -> None:
     """results.json and .csv, the figures, the SavedModels (`export`) and, last, report.md."""
     write_json(root / "results.json", results)
-    study_report.write_csv(root / "results.csv", results["models"])
-    _figures(root, results["models"], config, test_arrays, seed, log)
+    rows = results["models"]
+    study_report.write_csv(root / "results.csv", rows)  # every model on every seed
+    curves = rows  # one seed: its models; several: each model's mean and std over seeds
+    if "summary" in results:
+        curves = results["summary"]["models"]
+        study_report.write_csv(root / "results-summary.csv", curves)
+    first = [row for row in rows if row.get("seed", seed) == seed]  # reconstructions: one seed
+    _figures(root, curves, first, config, test_arrays, seed, log)
     if compared:
-        _compared_figure(root, results["models"], config, compared)
+        _compared_figure(root, curves, config, compared)
     else:  # a figure of an earlier comparison would no longer be linked or true
         (root / "figures" / "accuracy-compared.png").unlink(missing_ok=True)
     if export:
@@ -514,25 +563,34 @@ def _write_outputs(root, results, jobs, config, test_arrays, seed, export, log, 
     log(f"report: {root / 'report.md'}")
 
 
-def _figures(root, rows, config, test_arrays, seed, log) -> None:
-    """Trade-off and rate figures, and reconstruction grids of each family at the main rate."""
+def _figures(root, rows, grid_rows, config, test_arrays, seed, log) -> None:
+    """Trade-off and rate figures of `rows` (with error bars where a row has `<metric>_std`), and
+    reconstruction grids of each family at the main rate from the trained models of `grid_rows`."""
     from rdc_keras import evaluation, plots
 
     figures = root / "figures"
     d, levels = config.rates[0]
-    main = [
-        row
-        for row in rows
-        if (row["latent_dim"], row["num_levels"]) == (d, levels)
-        and row["family"] != "multihead-joint"
-    ]
+
+    def at_main(members):
+        return [
+            row
+            for row in members
+            if (row["latent_dim"], row["num_levels"]) == (d, levels)
+            and row["family"] != "multihead-joint"
+        ]
+
+    main = at_main(rows)
     rate = rate_bits(d, levels)
+    seeds = max((row.get("n", 1) for row in rows), default=1)
+    over = f", mean ± std over {seeds} seeds" if seeds > 1 else ""
     plots.save_figure(
-        plots.tradeoff_figure(main, rate, f"{config.name}: E2E vs universal at {rate:.2f} bits"),
+        plots.tradeoff_figure(
+            main, rate, f"{config.name}: E2E vs universal at {rate:.2f} bits{over}"
+        ),
         figures / "tradeoff.png",
     )
     if config.is_perception:
-        title = f"{config.name}: distortion vs realism at {rate:.2f} bits"
+        title = f"{config.name}: distortion vs realism at {rate:.2f} bits{over}"
         plots.save_figure(plots.perception_figure(main, rate, title), figures / "perception.png")
     series = {
         _FAMILY_LABELS[family]: [row for row in main if row["family"] == family]
@@ -541,7 +599,7 @@ def _figures(root, rows, config, test_arrays, seed, log) -> None:
     plots.save_figure(
         plots.accuracy_figure(
             {label: rows for label, rows in series.items() if rows},
-            f"{config.name}: accuracy of the reference classifier vs MSE at {rate:.2f} bits",
+            f"{config.name}: accuracy of the reference classifier vs MSE at {rate:.2f} bits" + over,
         ),
         figures / "accuracy.png",
     )
@@ -554,7 +612,7 @@ def _figures(root, rows, config, test_arrays, seed, log) -> None:
     originals = test_arrays[0][: config.grid_images]
     for family in ("e2e", "universal-paper", "universal-multihead"):
         panels = []
-        members = (r for r in main if r["family"] == family)
+        members = (r for r in at_main(grid_rows) if r["family"] == family)
         for row in sorted(members, key=lambda r: (r["lambda_p"], r["lambda_c"])):
             heads = {head.name: head for head in runs.RunDir(root / row["workdir"]).heads()}
             head = heads[row["model"]]

@@ -1,5 +1,6 @@
 """Figures of a study: RDC tradeoff curves (E2E vs universal), distortion vs realism (W1, judge
-FD), accuracy vs distortion across series, several rates, reconstruction grids.
+FD), accuracy vs distortion across series, several rates, reconstruction grids. Curves of a study
+over several seeds are drawn through the means with ±1 std error bars.
 
 Everything draws on `matplotlib.figure.Figure` with the Agg canvas (no pyplot), so importing this
 module never changes the caller's matplotlib backend.
@@ -67,7 +68,8 @@ def _curve(
     annotate: str = "lambda_c",
 ):
     """One line through `rows` in `order` (a row key; "lambda_c" orders by lambda_c, then
-    lambda_p); points without an x or y value are left out."""
+    lambda_p); points without an x or y value are left out. Rows summarising several seeds
+    (`<x>_std`, `<y>_std`; `rdc_keras.spread.aggregate`) get ±1 std error bars."""
 
     def key(row):
         return (row["lambda_c"], row.get("lambda_p") or 0) if order == "lambda_c" else row[order]
@@ -79,7 +81,13 @@ def _curve(
         return
     xs = [row[x] for row in rows]
     ys = [row[y] for row in rows]
-    axis.plot(xs, ys, linestyle=style, marker=marker, label=label, color=colour)
+    (line,) = axis.plot(xs, ys, linestyle=style, marker=marker, label=label, color=colour)
+    xerr = [row.get(f"{x}_std") or 0.0 for row in rows]
+    yerr = [row.get(f"{y}_std") or 0.0 for row in rows]
+    if any(xerr) or any(yerr):
+        axis.errorbar(
+            xs, ys, xerr=xerr, yerr=yerr, fmt="none", ecolor=line.get_color(), alpha=0.5, capsize=2
+        )
     for row, xv, yv in zip(rows, xs, ys):
         axis.annotate(
             _point_label(row, annotate),

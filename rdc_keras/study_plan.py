@@ -5,9 +5,10 @@ of dependency: every training is scored by (and the RDC ones are trained against
 classifier, and a universal head is trained on the frozen encoder of its base model (the paper
 base is one E2E model; the multi-head base is its own joint training). The report depends on
 every model. This module owns the names of the models (`classifier`, the head name of each
-training, `multihead` for the multi-head base, `report`), their directories in the study and
-their dependencies, and writes the plan as JSON lines and as ready shell and Slurm scripts, so
-that a cluster's own scheduler runs the models (`rdc-experiment --model=NAME`), not this package.
+training, `multihead` for the multi-head base, `report`; `<name>@seed<S>` on a study's further
+seeds), their directories in the study (a further seed's under `seed-<S>/`) and their
+dependencies, and writes the plan as JSON lines and as ready shell and Slurm scripts, so that a
+cluster's own scheduler runs the models (`rdc-experiment --model=NAME`), not this package.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ __all__ = [
     "jobs",
     "json_lines",
     "label",
+    "model_name",
+    "seed_root",
     "shell_script",
     "slurm_script",
     "waves",
@@ -79,24 +82,53 @@ class Job:
     head: str
     train: dict[str, Any]
     depends_on: tuple[str, ...] = (CLASSIFIER,)
+    seed: int = 0  # of its training and its evaluation's dither
+    tag: str = ""  # `@seed<S>` on a seed other than the study's first (`model_name`)
 
     @property
     def name(self) -> str:
-        return self.head
+        return self.head + self.tag
 
     def describe(self) -> str:
         """A short human description: family, rate and grid point."""
         point = "all heads" if math.isnan(self.lambda_c) else f"lambda_c={self.lambda_c:g}"
         if self.lambda_p > 0:
             point += f" lambda_p={self.lambda_p:g}"
-        return f"{self.family} d={self.rate[0]} L={self.rate[1]} {point}"
+        seed = f" seed={self.seed}" if self.tag else ""
+        return f"{self.family} d={self.rate[0]} L={self.rate[1]} {point}{seed}"
+
+
+def seed_root(root: str | pathlib.Path, seed: int, seeds: Sequence[int]) -> pathlib.Path:
+    """Where the models of `seed` live: the study directory for its first seed (so a one-seed
+    study keeps its layout and a study can add seeds later), `seed-<S>/` in it for the others."""
+    root = pathlib.Path(root)
+    return root if seed == seeds[0] else root / f"seed-{seed}"
+
+
+def model_name(head: str, seed: int, seeds: Sequence[int]) -> str:
+    """A model's plan name: its head name on the study's first seed, `<head>@seed<S>` else."""
+    return head if seed == seeds[0] else f"{head}@seed{seed}"
 
 
 def jobs(
-    config: StudyConfig, root: str | pathlib.Path, bases: Sequence[str] = tuple(BASES)
+    config: StudyConfig,
+    root: str | pathlib.Path,
+    bases: Sequence[str] = tuple(BASES),
+    seeds: Sequence[int] = (0,),
 ) -> list[Job]:
-    """All trainings in dependency order (bases before the heads that reuse their encoders)."""
-    root = pathlib.Path(root)
+    """All trainings in dependency order (bases before the heads that reuse their encoders), the
+    whole plan of each seed in `seeds` after the previous seed's (see `seed_root`)."""
+    planned = []
+    for seed in seeds:
+        tag = model_name("", seed, seeds)
+        for job in _seed_jobs(config, seed_root(root, seed, seeds), bases):
+            depends = tuple(d if d == CLASSIFIER else d + tag for d in job.depends_on)
+            planned.append(dataclasses.replace(job, depends_on=depends, seed=seed, tag=tag))
+    return planned
+
+
+def _seed_jobs(config: StudyConfig, root: pathlib.Path, bases: Sequence[str]) -> list[Job]:
+    """The trainings of one seed, their directories under `root`."""
     planned = []
     for rate in config.rates:
         tag = f"d{rate[0]}-L{rate[1]}"
@@ -140,15 +172,17 @@ def entries(planned: Sequence[Job], root: str | pathlib.Path) -> list[dict[str, 
     rows: list[dict[str, Any]] = [
         {"model": CLASSIFIER, "family": "classifier", "depends_on": [], "workdir": CLASSIFIER_DIR}
     ]
+    several_seeds = len({job.seed for job in planned}) > 1
     for job in planned:
-        rows.append(
-            {
-                "model": job.name,
-                "family": job.family,
-                "depends_on": list(job.depends_on),
-                "workdir": str(job.workdir.relative_to(root)),
-            }
-        )
+        row = {
+            "model": job.name,
+            "family": job.family,
+            "depends_on": list(job.depends_on),
+            "workdir": str(job.workdir.relative_to(root)),
+        }
+        if several_seeds:
+            row["seed"] = job.seed
+        rows.append(row)
     every = [row["model"] for row in rows]
     rows.append({"model": REPORT, "family": "report", "depends_on": every, "workdir": "."})
     return rows

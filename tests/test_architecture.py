@@ -47,7 +47,12 @@ RULES = [
     ),
     Rule("prior-numpy-only", ".prior", TF, transitive=True),
     Rule("readers-not-trainers", ".evaluation .realism .runs .serving", ".trainers", True),
-    Rule("report-without-tensorflow", ".study_report .tradeoff .files .errors .packing", TF, True),
+    Rule(
+        "report-without-tensorflow",
+        ".study_report .tradeoff .spread .files .errors .packing",
+        TF,
+        True,
+    ),
     Rule("keras-only-in-tfkeras", ". !.tfkeras", "keras tf_keras", transitive=False),
 ]
 

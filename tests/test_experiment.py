@@ -24,11 +24,9 @@ METRICS = ("mse", "psnr", "ce_nats", "accuracy", "rate_bits", "w1")
 UNIVERSAL = ("universal-paper", "universal-multihead")
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    config = experiment.study_config(
-        "digits",
-        rates=(MAIN, OTHER),
+def _tiny(**overrides) -> experiment.StudyConfig:
+    """The digits study over LAMBDAS, one epoch of two steps per model."""
+    settings = dict(
         e2e_lambda_c=LAMBDAS,
         universal_lambda_c=LAMBDAS,
         base_lambda_c=0.04,
@@ -36,8 +34,13 @@ def study(tmp_path_factory):
         steps_per_epoch=2,
         batch_size=32,
         classifier_epochs=1,
-        grid_images=4,
     )
+    return experiment.study_config("digits", **settings, **overrides)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    config = _tiny(rates=(MAIN, OTHER), grid_images=4)
     root = tmp_path_factory.mktemp("study")
     lines = []
     results = experiment.run_study(config, root, seed=3, export=True, log=lines.append, verbose=1)
@@ -349,3 +352,168 @@ def test_compare_draws_other_studies_beside_this_one(study, tmp_path):
     again = experiment.run_study(study["config"], root, seed=3, export=False, log=print)
     assert "compared_with" not in again
     assert "accuracy-compared" not in (root / "report.md").read_text()
+
+
+# A study over seeds: one seed first (the one-seed layout and outputs), then a second seed added.
+SEEDS = (3, 4)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    config = _tiny(rates=(MAIN,), grid_images=2)
+    root = tmp_path_factory.mktemp("seeded")
+    common = dict(export=False, bases=("paper",), log=lambda line: None)
+    one = experiment.run_study(config, root, seed=SEEDS[0], **common)
+    one_weights = _weights(root)
+    lines = []
+    both = experiment.run_study(
+        config, root, seed=SEEDS[0], seeds=SEEDS, **{**common, "log": lines.append}
+    )
+    return {
+        "config": config,
+        "root": root,
+        "one": one,
+        "one_weights": one_weights,
+        "both": both,
+        "log": lines,
+    }
+
+
+def test_a_one_seed_study_keeps_its_outputs_shape(seeded):
+    one = seeded["one"]
+    assert "seeds" not in one and "summary" not in one
+    assert all("seed" not in row for row in one["models"] + one["penalties"])
+    assert set(_by_model(one)) == {
+        *(f"e2e-d2-L3-c{c:g}" for c in LAMBDAS),
+        *(f"universal-paper-c{c:g}" for c in LAMBDAS),
+    }
+
+
+def test_each_seed_trains_in_its_own_directories_with_its_own_seed(seeded):
+    root, both = seeded["root"], seeded["both"]
+    assert both["seeds"] == list(SEEDS)
+    assert sorted({row["seed"] for row in both["models"]}) == list(SEEDS)
+    for row in both["models"]:
+        workdir = root / row["workdir"]
+        assert workdir.is_relative_to(root / f"seed-{SEEDS[1]}") == (row["seed"] == SEEDS[1])
+        assert read_json(workdir / "config.json")["config"]["seed"] == row["seed"]
+        cached = read_json(workdir / f"evaluation-{row['model']}.json")
+        assert cached["seed"] == row["seed"]  # the evaluation's dither follows the training seed
+    assert not (root / f"seed-{SEEDS[0]}").exists()  # the first seed keeps the one-seed layout
+    assert len(list(root.rglob("classifier.h5"))) <= 1  # one reference classifier for all seeds
+
+
+def test_adding_a_seed_does_not_retrain_the_first(seeded):
+    after = _weights(seeded["root"])
+    assert {path: after[path] for path in seeded["one_weights"]} == seeded["one_weights"]
+    first = [
+        {key: value for key, value in row.items() if key != "seed"}
+        for row in seeded["both"]["models"]
+        if row["seed"] == SEEDS[0]
+    ]
+    assert first == json.loads(json.dumps(seeded["one"]["models"]))
+    trained = [line for line in seeded["log"] if "ETA" in line or "to train" in line]
+    assert all(f"seed={SEEDS[1]}" in line for line in trained), trained
+
+
+def test_rerunning_the_seeds_trains_nothing(seeded):
+    before = _weights(seeded["root"])
+    lines = []
+    again = experiment.run_study(
+        seeded["config"],
+        seeded["root"],
+        seed=SEEDS[0],
+        seeds=SEEDS,
+        export=False,
+        bases=("paper",),
+        log=lines.append,
+    )
+    assert _weights(seeded["root"]) == before
+    assert not any("ETA" in line for line in lines)
+    assert again["summary"] == json.loads(json.dumps(seeded["both"]["summary"]))
+
+
+def test_summary_is_the_mean_and_std_of_the_per_seed_rows(seeded):
+    both = seeded["both"]
+    summary = {row["model"]: row for row in both["summary"]["models"]}
+    assert set(summary) == {row["model"] for row in both["models"]}
+    for name, entry in summary.items():
+        rows = [row for row in both["models"] if row["model"] == name]
+        assert entry["n"] == len(rows) == 2 and entry["seeds"] == list(SEEDS)
+        for metric in ("mse", "ce_nats", "accuracy", "judge_fd"):
+            values = np.array([row[metric] for row in rows])
+            assert entry[metric] == pytest.approx(values.mean(), rel=1e-12)
+            assert entry[f"{metric}_std"] == pytest.approx(values.std(ddof=1), rel=1e-9)
+            assert entry[f"{metric}_n"] == 2
+
+
+def test_penalties_are_taken_within_each_seed(seeded):
+    both = seeded["both"]
+    rows = {(row["seed"], row["model"]): row for row in both["models"]}
+    assert len(both["penalties"]) == 2 * len(LAMBDAS)
+    for penalty in both["penalties"]:
+        seed, c = penalty["seed"], penalty["lambda_c"]
+        universal = rows[(seed, f"universal-paper-c{c:g}")]["mse"]
+        e2e = rows[(seed, f"e2e-d2-L3-c{c:g}")]["mse"]
+        assert penalty["distortion_penalty_percent"] == pytest.approx(100 * (universal - e2e) / e2e)
+    for entry in both["summary"]["penalties"]:
+        values = [
+            p["distortion_penalty_percent"]
+            for p in both["penalties"]
+            if p["lambda_c"] == entry["lambda_c"]
+        ]
+        assert entry["distortion_penalty_percent"] == pytest.approx(np.mean(values))
+    finding = next(
+        f for f in both["summary"]["findings"] if f["name"].endswith("penalty at matched λ")
+    )
+    for seed, value in zip(finding["seeds"], finding["values"]):
+        mine = [p["distortion_penalty_percent"] for p in both["penalties"] if p["seed"] == seed]
+        assert value == pytest.approx(np.mean(mine))
+    assert finding["holds_on_every_seed"] == (len({np.sign(v) for v in finding["values"]}) == 1)
+
+
+def test_the_report_and_tables_show_the_spread_over_seeds(seeded):
+    root = seeded["root"]
+    report = (root / "report.md").read_text()
+    assert "n = 2" in report and "±" in report and "## What holds across seeds" in report
+    assert f"seeds {SEEDS[0]}, {SEEDS[1]}" in report
+    with (root / "results.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert sorted({int(row["seed"]) for row in table}) == list(SEEDS)
+    assert len(table) == len(seeded["both"]["models"])
+    with (root / "results-summary.csv").open() as handle:
+        summary = list(csv.DictReader(handle))
+    assert {row["model"] for row in summary} == {row["model"] for row in table}
+    assert all(row["n"] == "2" for row in summary)
+
+
+def test_seeds_must_be_distinct_and_start_with_the_study_seed(seeded):
+    for seeds, match in (((3, 3), "distinct"), ((4, 3), "first must be"), ((), "distinct")):
+        with pytest.raises(ValueError, match=match):
+            experiment.run_study(
+                seeded["config"], seeded["root"], seed=3, seeds=seeds, log=lambda line: None
+            )
+
+
+def test_report_only_leaves_out_unfinished_models_of_further_seeds(seeded):
+    # Last in this module: it rewrites the seeded study's results for three seeds.
+    before = _weights(seeded["root"])
+    lines = []
+    results = experiment.run_study(
+        seeded["config"],
+        seeded["root"],
+        seed=SEEDS[0],
+        seeds=(*SEEDS, 9),
+        export=False,
+        bases=("paper",),
+        log=lines.append,
+        report_only=True,
+    )
+    assert _weights(seeded["root"]) == before  # nothing trained
+    assert any("4 model(s) of further seeds are not finished" in line for line in lines), lines
+    assert results["seeds"] == [*SEEDS, 9]
+    assert {row["seed"] for row in results["models"]} == set(SEEDS)
+    assert all(entry["n"] == 2 for entry in results["summary"]["models"])
+    report = (seeded["root"] / "report.md").read_text()
+    assert "n = 3 unless a cell says otherwise" in report and "(n=2)" in report
+    assert not (seeded["root"] / "seed-9").exists()

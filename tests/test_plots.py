@@ -240,3 +240,115 @@ def test_accuracy_figure_across_studies_of_one_family_uses_distinct_colours():
     assert len(lines) == 2 and lines[0].get_color() != lines[1].get_color()
     assert list(lines[1].get_xdata()) == pytest.approx([0.031, 0.041, 0.051])
     assert list(lines[1].get_ydata()) == pytest.approx([0.65, 0.75, 0.85])
+
+
+# ------------------------------------------------------------------------------------------------
+# A study over several seeds: rows are means with `<metric>_std` (rdc_keras.spread.aggregate).
+
+
+def _std_rows(families=("e2e", "universal-paper", "universal-multihead")):
+    """`_rows` at the main rate, the given families with a std per point (growing with λc)."""
+    rows = []
+    for row in _rows():
+        if row["rate_bits"] != 4.75:
+            continue
+        if row["family"] in families:
+            i = (0.0, 0.01, 0.04).index(row["lambda_c"])
+            row = {
+                **row,
+                "mse_std": 0.001 * (i + 1),
+                "ce_nats_std": 0.05 * (i + 1),
+                "accuracy_std": 0.02,
+            }
+        rows.append(row)
+    return rows
+
+
+def _bars(container):
+    """An error bar container's (horizontal, vertical) segments as ((x0, y0), (x1, y1)) tuples."""
+    horizontal, vertical = [], []
+    for collection in container.lines[2]:
+        for (x0, y0), (x1, y1) in collection.get_segments():
+            segment = ((x0, y0), (x1, y1))
+            (horizontal if y0 == y1 else vertical).append(segment)
+    return horizontal, vertical
+
+
+def test_tradeoff_figure_draws_one_std_error_bars():
+    figure = plots.tradeoff_figure(_std_rows(), 4.75)
+    ce_axis, accuracy_axis = figure.axes
+    labels = [plots.STYLES[f][0] for f in ("e2e", "universal-paper", "universal-multihead")]
+    for axis in (ce_axis, accuracy_axis):
+        assert len(axis.containers) == 3  # one errorbar per family
+        # The error bars add no legend entry: the legend is the families'.
+        labelled = [line.get_label() for line in axis.lines if not line.get_label().startswith("_")]
+        assert labelled == labels
+    assert [text.get_text() for text in ce_axis.get_legend().get_texts()] == labels
+    # E2E on the CE axis: MSE 0.03, 0.04, 0.05 ± 0.001, 0.002, 0.003 and CE 1.0, 0.7, 0.4
+    # ± 0.05, 0.10, 0.15, in order of λc.
+    horizontal, vertical = _bars(ce_axis.containers[0])
+    assert np.allclose(
+        horizontal,
+        [[(0.029, 1.0), (0.031, 1.0)], [(0.038, 0.7), (0.042, 0.7)], [(0.047, 0.4), (0.053, 0.4)]],
+        rtol=0,
+        atol=1e-12,
+    )
+    assert np.allclose(
+        vertical,
+        [[(0.03, 0.95), (0.03, 1.05)], [(0.04, 0.6), (0.04, 0.8)], [(0.05, 0.25), (0.05, 0.55)]],
+        rtol=0,
+        atol=1e-12,
+    )
+    # Accuracy 0.6, 0.7, 0.8 ± 0.02 on the other axis.
+    _, vertical = _bars(accuracy_axis.containers[0])
+    spans = [[y0, y1] for (_, y0), (_, y1) in vertical]
+    assert np.allclose(spans, [[0.58, 0.62], [0.68, 0.72], [0.78, 0.82]], rtol=0, atol=1e-12)
+    # Each family's bars in its line's colour.
+    for container, family in zip(
+        ce_axis.containers, ("e2e", "universal-paper", "universal-multihead")
+    ):
+        for collection in container.lines[2]:
+            colour = matplotlib.colors.to_rgb(collection.get_colors()[0])
+            assert colour == matplotlib.colors.to_rgb(plots.COLOURS[family])
+
+
+def test_tradeoff_figure_without_std_draws_no_error_bars():
+    rows = [row for row in _rows() if row["rate_bits"] == 4.75]
+    # A summary of one seed has a std of None: no bar either.
+    one_seed = [{**row, "mse_std": None, "ce_nats_std": None, "accuracy_std": None} for row in rows]
+    for figure in (plots.tradeoff_figure(rows, 4.75), plots.tradeoff_figure(one_seed, 4.75)):
+        for axis in figure.axes:
+            assert len(axis.containers) == 0 and len(axis.collections) == 0
+            assert len(axis.lines) == 3
+
+
+def test_tradeoff_figure_draws_error_bars_only_for_rows_with_a_std():
+    figure = plots.tradeoff_figure(_std_rows(families=("universal-paper",)), 4.75)
+    for axis in figure.axes:
+        (container,) = axis.containers
+        colours = {matplotlib.colors.to_rgb(c.get_colors()[0]) for c in container.lines[2]}
+        assert colours == {matplotlib.colors.to_rgb(plots.COLOURS["universal-paper"])}
+    # The paper base's MSE 0.032, 0.042, 0.052: horizontal bars ± 0.001, 0.002, 0.003.
+    horizontal, _ = _bars(figure.axes[0].containers[0])
+    widths = [x1 - x0 for (x0, _), (x1, _) in horizontal]
+    assert widths == pytest.approx([0.002, 0.004, 0.006], abs=1e-12)
+    assert [x0 for (x0, _), _ in horizontal] == pytest.approx([0.031, 0.040, 0.049], abs=1e-12)
+
+
+def test_perception_figure_draws_error_bars_on_the_realism_axes():
+    rows = [
+        {**row, "w1_std": 0.05, "mse_std": 0.002} if row["family"] == "e2e" else row
+        for row in _perception_rows()
+    ]
+    figure = plots.perception_figure(rows, 4.75)
+    w1_axis, fd_axis = figure.axes
+    (container,) = w1_axis.containers
+    horizontal, vertical = _bars(container)
+    # E2E in order of W1: 0.2, 0.5, 0.9 ± 0.05 at MSE 0.04, 0.035, 0.03 ± 0.002.
+    assert [x0 for (x0, _), _ in horizontal] == pytest.approx([0.15, 0.45, 0.85], abs=1e-12)
+    assert [y1 - y0 for (_, y0), (_, y1) in vertical] == pytest.approx([0.004] * 3, abs=1e-12)
+    # No judge FD std: only the MSE std, as vertical bars (and zero-width horizontal ones).
+    (container,) = fd_axis.containers
+    horizontal, vertical = _bars(container)
+    assert all(x1 - x0 == 0 for (x0, _), (x1, _) in horizontal)
+    assert [y0 for (_, y0), _ in vertical] == pytest.approx([0.038, 0.033, 0.028], abs=1e-12)

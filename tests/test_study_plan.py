@@ -54,10 +54,14 @@ def test_one_base_only_leaves_out_the_other_family(config, tmp_path):
     assert families == {"classifier", "e2e", "universal-paper", "report"}
 
 
-def test_waves_put_each_model_after_all_of_its_dependencies(config, tmp_path):
-    rows = study_plan.entries(study_plan.jobs(config, tmp_path), tmp_path)
+@pytest.mark.parametrize("seeds, sizes", [((0,), [1, 5, 4, 1]), ((0, 1), [1, 10, 8, 1])])
+def test_waves_put_each_model_after_all_of_its_dependencies(config, tmp_path, seeds, sizes):
+    rows = study_plan.entries(study_plan.jobs(config, tmp_path, seeds=seeds), tmp_path)
     waves = study_plan.waves(rows)
-    assert [len(wave) for wave in waves] == [1, 5, 4, 1]
+    # Several seeds train side by side: each wave holds every seed's models of its depth.
+    assert [len(wave) for wave in waves] == sizes
+    if len(seeds) > 1:
+        assert "e2e-d2-L3-c0.04@seed1" in waves[1] and "universal-paper-c0@seed1" in waves[2]
     wave_of = {model: number for number, wave in enumerate(waves) for model in wave}
     for row in rows:
         assert all(wave_of[dep] < wave_of[row["model"]] for dep in row["depends_on"])
@@ -159,3 +163,119 @@ def test_claim_path_is_per_model(tmp_path):
     assert study_plan.claim_path(tmp_path, "e2e-d2-L3-c0") == tmp_path / "claims" / (
         "e2e-d2-L3-c0.lock"
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# A study over several seeds: the first seed's models keep their names and directories, a further
+# seed's are `<head>@seed<S>` under `seed-<S>/`, each depending on its own seed's base.
+
+
+def test_model_names_and_roots_of_further_seeds(tmp_path):
+    assert study_plan.model_name("e2e-d2-L3-c0", 0, (0, 1)) == "e2e-d2-L3-c0"
+    assert study_plan.model_name("e2e-d2-L3-c0", 1, (0, 1)) == "e2e-d2-L3-c0@seed1"
+    assert study_plan.model_name("multihead", 0, (5, 0)) == "multihead@seed0"
+    assert study_plan.seed_root(tmp_path, 0, (0, 1)) == tmp_path
+    assert study_plan.seed_root(tmp_path, 1, (0, 1)) == tmp_path / "seed-1"
+    assert study_plan.seed_root(str(tmp_path), 5, (5, 0)) == tmp_path
+
+
+def test_entries_over_two_seeds_name_directories_and_dependencies(config, tmp_path):
+    rows = study_plan.entries(study_plan.jobs(config, tmp_path, seeds=(0, 1)), tmp_path)
+    names = [row["model"] for row in rows]
+    assert names[0] == "classifier" and names[-1] == "report"
+    assert len(names) == len(set(names)) == 1 + 2 * (4 + 1 + 2 + 2) + 1
+    # The whole plan of seed 0, then seed 1's.
+    assert [row.get("seed") for row in rows] == [None] + [0] * 9 + [1] * 9 + [None]
+    assert names[10:] == [f"{name}@seed1" for name in names[1:10]] + ["report"]
+    deps = {row["model"]: row["depends_on"] for row in rows}
+    assert deps["e2e-d1-L3-c0@seed1"] == ["classifier"]  # one classifier for every seed
+    assert deps["multihead@seed1"] == ["classifier"]
+    assert deps["universal-paper-c0.02"] == ["classifier", "e2e-d2-L3-c0.04"]
+    assert deps["universal-paper-c0.02@seed1"] == ["classifier", "e2e-d2-L3-c0.04@seed1"]
+    assert deps["universal-multihead-c0@seed1"] == ["classifier", "multihead@seed1"]
+    assert deps["report"] == names[:-1]
+    for index, row in enumerate(rows):
+        assert all(names.index(dep) < index for dep in row["depends_on"])
+    workdirs = {row["model"]: row["workdir"] for row in rows}
+    assert workdirs["universal-paper-c0.02"] == "universal-paper/d2-L3/c0.02"
+    assert workdirs["universal-paper-c0.02@seed1"] == "seed-1/universal-paper/d2-L3/c0.02"
+    assert workdirs["e2e-d1-L3-c0@seed1"] == "seed-1/e2e/d1-L3/c0"
+    assert workdirs["multihead@seed1"] == "seed-1/multihead/d2-L3"
+    assert workdirs["classifier"] == "classifier" and workdirs["report"] == "."
+    assert len(set(workdirs.values())) == len(workdirs)
+
+
+def test_jobs_of_a_further_seed_train_on_that_seeds_encoders(config, tmp_path):
+    planned = {job.name: job for job in study_plan.jobs(config, tmp_path, seeds=(0, 1))}
+    first, second = planned["universal-paper-c0"], planned["universal-paper-c0@seed1"]
+    assert (first.seed, second.seed) == (0, 1)
+    assert first.head == second.head == "universal-paper-c0"  # the head keeps its name
+    assert first.workdir == tmp_path / "universal-paper" / "d2-L3" / "c0"
+    assert second.workdir == tmp_path / "seed-1" / "universal-paper" / "d2-L3" / "c0"
+    # Each head is trained on the frozen encoder of its own seed's base.
+    base = pathlib.Path("e2e") / "d2-L3" / "c0.04"
+    assert pathlib.Path(first.train["encoder_dir"]).is_relative_to(tmp_path / base)
+    assert pathlib.Path(second.train["encoder_dir"]).is_relative_to(tmp_path / "seed-1" / base)
+    multihead = planned["universal-multihead-c0.02@seed1"].train["encoder_dir"]
+    assert pathlib.Path(multihead).is_relative_to(tmp_path / "seed-1" / "multihead" / "d2-L3")
+    assert planned["e2e-d2-L3-c0@seed1"].train == planned["e2e-d2-L3-c0"].train
+    assert planned["e2e-d2-L3-c0@seed1"].describe() == "e2e d=2 L=3 lambda_c=0 seed=1"
+    assert planned["e2e-d2-L3-c0"].describe() == "e2e d=2 L=3 lambda_c=0"
+
+
+def test_one_seed_gives_the_plan_of_a_one_seed_study(config, tmp_path):
+    plain = study_plan.entries(study_plan.jobs(config, tmp_path), tmp_path)
+    for seeds in ((0,), (3,)):
+        planned = study_plan.jobs(config, tmp_path, seeds=seeds)
+        assert {job.seed for job in planned} == {seeds[0]}
+        rows = study_plan.entries(planned, tmp_path)
+        assert rows == plain
+        assert not any("seed" in row for row in rows)
+        assert not any("@" in row["model"] or "seed-" in row["workdir"] for row in rows)
+        assert [job.describe() for job in planned] == [
+            job.describe() for job in study_plan.jobs(config, tmp_path)
+        ]
+    # The one-seed names and directories, as test_entries_name_every_model... lists them.
+    workdirs = {row["model"]: row["workdir"] for row in plain}
+    assert workdirs["universal-paper-c0.02"] == "universal-paper/d2-L3/c0.02"
+    assert {row["model"]: row["depends_on"] for row in plain}["universal-multihead-c0"] == [
+        "classifier",
+        "multihead",
+    ]
+
+
+def test_shell_script_over_two_seeds_runs_every_model_once(config, tmp_path):
+    rows = study_plan.entries(study_plan.jobs(config, tmp_path, seeds=(0, 1)), tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    _fake(bin_dir, "rdc-experiment", f'echo "$*" >> {log}\n')
+    script = tmp_path / "plan.sh"
+    script.write_text(study_plan.shell_script(rows, COMMAND))
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    subprocess.run(["bash", str(script)], check=True, env=env, timeout=60)
+    called = [call.rsplit("--model=", 1)[1] for call in log.read_text().splitlines()]
+    assert sorted(called) == sorted(row["model"] for row in rows)
+    assert "universal-paper-c0.02@seed1" in called
+    assert called.index("e2e-d2-L3-c0.04@seed1") < called.index("universal-paper-c0.02@seed1")
+
+
+def test_paper_heads_of_a_further_seed_start_from_that_seeds_base_critic(tmp_path):
+    config = study_config(
+        "digits",
+        rates=((2, 3),),
+        e2e_lambda_c=(0.0,),
+        universal_lambda_c=(0.0,),
+        base_lambda_c=0.0,
+        e2e_lambda_p=(0.0, 0.01),
+        universal_lambda_p=(0.0, 0.01),
+        base_lambda_p=0.01,
+    )
+    planned = {job.name: job for job in study_plan.jobs(config, tmp_path, seeds=(0, 2))}
+    first, second = planned["universal-paper-c0-p0.01"], planned["universal-paper-c0-p0.01@seed2"]
+    assert second.depends_on == ("classifier", "e2e-d2-L3-c0-p0.01@seed2")
+    base = pathlib.Path("e2e") / "d2-L3" / "c0-p0.01"
+    critic, critic2 = (pathlib.Path(job.train["base_critic_dir"]) for job in (first, second))
+    assert critic.is_relative_to(tmp_path / base) and critic.name == "critic"
+    assert critic2.is_relative_to(tmp_path / "seed-2" / base) and critic2.name == "critic"
+    assert critic2.relative_to(tmp_path / "seed-2") == critic.relative_to(tmp_path)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 
 from rdc_keras import study_report
@@ -573,3 +574,329 @@ def test_render_computes_matched_tradeoff_for_results_written_before_it():
     results["models"] = [row for row in results["models"] if "multihead" not in row["family"]]
     results["penalties"] = [p for p in results["penalties"] if "multihead" not in p["family"]]
     assert "universal-multihead" not in study_report.render(results, CONFIG, RATE_BITS)
+
+
+# ------------------------------------------------------------------------------------------------
+# A study over several seeds: the rows of `_rows` once per seed, a few MSEs (and one CE) moved by
+# the seed. By hand, the matched-λ penalties 100 * (MSE universal - MSE E2E) / MSE E2E per seed,
+# in the order of PENALTIES (paper c0, paper c0.04, multi-head c0, multi-head c0.04):
+#   seed 0: as PENALTIES: +10, +20, +5, +10;
+#   seed 1: paper c0 0.024 vs 0.020 -> +20; multi-head c0 0.0205 vs 0.020 -> +2.5;
+#   seed 2: E2E c0 0.021; paper c0 0.0189 -> -10; multi-head c0 0.0231 -> +10.
+SEED_MSE = {
+    0: {},
+    1: {"universal-paper-c0": 0.024, "universal-multihead-c0": 0.0205},
+    2: {"e2e-d2-L3-c0": 0.021, "universal-paper-c0": 0.0189, "universal-multihead-c0": 0.0231},
+}
+# Seed 1's paper c0 head has CE 0.45, inside the E2E front's CE range (0.30 ... 0.50), so it has a
+# matched-CE penalty on that seed only.
+SEED_CE = {1: {"universal-paper-c0": 0.45}}
+PENALTIES_BY_SEED = {0: [10.0, 20.0, 5.0, 10.0], 1: [20.0, 20.0, 2.5, 10.0], 2: [-10, 20, 10, 10]}
+
+
+def _seed_rows(seed):
+    """`_rows` as trained with `seed` (a further seed's directories under seed-<S>/)."""
+    rows = []
+    for row in _rows():
+        row = {"seed": seed, **row}
+        row["mse"] = SEED_MSE[seed].get(row["model"], row["mse"])
+        row["ce_nats"] = SEED_CE.get(seed, {}).get(row["model"], row["ce_nats"])
+        if seed != 0:
+            row["workdir"] = f"seed-{seed}/{row['workdir']}"
+        rows.append(row)
+    return rows
+
+
+def _seeds_results(seeds=(0, 1, 2)):
+    rows = [row for seed in seeds for row in _seed_rows(seed)]
+    return study_report.results(
+        {"seed": seeds[0]},
+        ("paper", "multihead"),
+        rows,
+        CONFIG,
+        {"accuracy": 0.9512},
+        12.3,
+        seeds=seeds,
+    )
+
+
+def _by_model(rows):
+    return {row["model"]: row for row in rows}
+
+
+def test_results_over_seeds_has_the_penalties_of_each_seed():
+    results = _seeds_results()
+    assert results["seeds"] == [0, 1, 2]
+    assert all("seed" in row for row in results["models"]) and len(results["models"]) == 30
+    penalties = results["penalties"]
+    assert [p["seed"] for p in penalties] == [0] * 4 + [1] * 4 + [2] * 4
+    for seed in (0, 1, 2):
+        mine = [p for p in penalties if p["seed"] == seed]
+        models = _by_model(_seed_rows(seed))
+        got = [(p["family"], p["lambda_c"]) for p in mine]
+        assert got == [golden[:2] for golden in PENALTIES]
+        for penalty, golden in zip(mine, PENALTIES_BY_SEED[seed]):
+            family, c = penalty["family"], penalty["lambda_c"]
+            e2e = models[f"e2e-d2-L3-c{c:g}"]["mse"]
+            universal = models[f"{family}-c{c:g}"]["mse"]
+            assert (penalty["mse_e2e"], penalty["mse_universal"]) == (e2e, universal)
+            by_hand = 100 * (universal - e2e) / e2e
+            assert penalty["distortion_penalty_percent"] == pytest.approx(by_hand, rel=1e-12)
+            assert penalty["distortion_penalty_percent"] == pytest.approx(golden, rel=1e-9)
+    # Matched tradeoff per seed too: seed 1's paper c0 head is inside the front there only,
+    # at CE 0.45 -> 0.025 - 0.005 * 0.15 / 0.20 = 0.02125.
+    paper0 = [m for m in results["matched_tradeoff"] if m["model"] == "universal-paper-c0"]
+    assert [(m["seed"], m["mse_front"]) for m in paper0] == [
+        (0, None),
+        (1, pytest.approx(0.02125, rel=1e-9)),
+        (2, None),
+    ]
+    # Every training counted once: 87 s per seed (see test_results_holds_rows...), 3 seeds.
+    assert results["train_seconds_total"] == 261.0
+
+
+def test_results_summary_models_are_mean_and_std_over_seeds():
+    rows = [row for seed in (0, 1, 2) for row in _seed_rows(seed)]
+    summary = _seeds_results()["summary"]
+    assert set(summary) == {"models", "penalties", "matched_tradeoff", "findings"}
+    models = summary["models"]
+    assert [row["model"] for row in models] == [row["model"] for row in _rows()]
+    for entry in models:
+        assert (entry["n"], entry["seeds"]) == (3, [0, 1, 2])
+        for field in ("mse", "ce_nats", "accuracy"):
+            values = [row[field] for row in rows if row["model"] == entry["model"]]
+            assert entry[field] == pytest.approx(np.mean(values), rel=1e-12), entry["model"]
+            assert entry[f"{field}_std"] == pytest.approx(np.std(values, ddof=1), abs=1e-15)
+            assert entry[f"{field}_n"] == 3
+        assert (entry["w1"], entry["w1_std"], entry["w1_n"]) == (None, None, 0)
+    paper0 = _by_model(models)["universal-paper-c0"]
+    # MSE 0.022, 0.024, 0.0189: mean 0.0216333; CE 0.52, 0.45, 0.52: std 0.07 / sqrt(3).
+    assert paper0["mse"] == pytest.approx(0.0649 / 3, rel=1e-12)
+    assert paper0["ce_nats_std"] == pytest.approx(0.07 / math.sqrt(3), rel=1e-9)
+    assert paper0["judge_fd_std"] == 0.0
+    assert [paper0[key] for key in ("family", "lambda_c", "latent_dim")] == [
+        "universal-paper",
+        0,
+        2,
+    ]
+
+
+def test_results_summary_penalties_are_over_each_seeds_penalty():
+    summary = _seeds_results()["summary"]
+    got = [(p["family"], p["lambda_c"], p["n"]) for p in summary["penalties"]]
+    assert got == [(family, c, 3) for family, c, *_ in PENALTIES]
+    for index, entry in enumerate(summary["penalties"]):
+        values = [PENALTIES_BY_SEED[seed][index] for seed in (0, 1, 2)]
+        assert entry["distortion_penalty_percent"] == pytest.approx(np.mean(values), rel=1e-9)
+        std = np.std(values, ddof=1)
+        assert entry["distortion_penalty_percent_std"] == pytest.approx(std, rel=1e-9)
+    paper0 = summary["penalties"][0]
+    assert paper0["mse_e2e"] == pytest.approx((0.020 + 0.020 + 0.021) / 3, rel=1e-12)
+    # The matched-CE penalty of paper c0: on seed 1 only.
+    matched = [m for m in summary["matched_tradeoff"] if m["model"] == "universal-paper-c0"]
+    assert len(matched) == 1
+    assert (matched[0]["penalty_percent_n"], matched[0]["value_n"]) == (1, 3)
+    assert matched[0]["penalty_percent"] == pytest.approx(100 * 0.00275 / 0.02125, rel=1e-9)
+    assert matched[0]["penalty_percent_std"] is None
+
+
+# Seed 2's E2E front on (CE, MSE): (0.30, 0.025), (0.50, 0.021); by hand:
+#   paper c0.04 at CE 0.35: 0.025 - 0.004 * 0.05 / 0.2 = 0.024 -> +25 %;
+#   multi-head c0.04 at 0.33: 0.0244 -> 100 * 0.0031 / 0.0244; c0.01 at 0.40: 0.023 -> 100 * 0.007
+#   / 0.023. Seeds 0 and 1 have the front of MATCHED_CE; seed 1 adds paper c0 (+12.94 %).
+MULTIHEAD_CE_2 = (100 * 0.0031 / 0.0244 + 100 * 0.007 / 0.023) / 2
+MULTIHEAD_CE_01 = (100 * 0.00325 / 0.02425 + 100 * 0.0075 / 0.0225) / 2
+# (name, per-seed values 0, 1, 2, holds on every seed)
+FINDINGS = [
+    ("universal-paper: mean distortion penalty at matched λ", [15.0, 20.0, 5.0], True),
+    # The paper base's lowest MSE 0.022, 0.024, 0.0189 against E2E's 0.020, 0.020, 0.021.
+    ("universal-paper: lowest MSE vs the lowest E2E MSE", [10.0, 20.0, -10.0], False),
+    (
+        "universal-paper: mean penalty at matched CE",
+        [100 * 0.00625 / 0.02375, (100 * 0.00275 / 0.02125 + 100 * 0.00625 / 0.02375) / 2, 25.0],
+        True,
+    ),
+    ("universal-multihead: mean distortion penalty at matched λ", [7.5, 6.25, 10.0], True),
+    # The multi-head base's lowest MSE 0.021, 0.0205, 0.0231.
+    ("universal-multihead: lowest MSE vs the lowest E2E MSE", [5.0, 2.5, 10.0], True),
+    (
+        "universal-multihead: mean penalty at matched CE",
+        [MULTIHEAD_CE_01, MULTIHEAD_CE_01, MULTIHEAD_CE_2],
+        True,
+    ),
+    (
+        "universal-multihead vs universal-paper: lowest MSE",
+        [100 * (0.021 - 0.022) / 0.022, 100 * (0.0205 - 0.024) / 0.024, 100 * 0.0042 / 0.0189],
+        False,
+    ),
+    (
+        "universal-multihead minus universal-paper: mean distortion penalty at matched λ",
+        [7.5 - 15.0, 6.25 - 20.0, 10.0 - 5.0],
+        False,
+    ),
+]
+
+
+def test_findings_are_paired_per_seed_values():
+    found = _seeds_results()["summary"]["findings"]
+    assert [f["name"] for f in found] == [name for name, _, _ in FINDINGS]
+    for finding, (name, values, holds) in zip(found, FINDINGS):
+        assert finding["seeds"] == [0, 1, 2], name
+        assert finding["values"] == pytest.approx(values, rel=1e-9), name
+        assert finding["mean"] == pytest.approx(np.mean(values), rel=1e-9), name
+        assert finding["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-9), name
+        assert finding["holds_on_every_seed"] is holds, name
+        assert finding["sign"] == (1 if np.mean(values) > 0 else -1), name
+    assert found[-1]["unit"] == "percentage points"
+    assert {f["unit"] for f in found[:-1]} == {"%"}
+
+
+def test_findings_on_two_seeds_hold_where_three_do_not():
+    found = {f["name"]: f for f in _seeds_results((0, 1))["summary"]["findings"]}
+    # Seeds 0 and 1: the multi-head base's lowest MSE is below the paper base's on both.
+    lowest = found["universal-multihead vs universal-paper: lowest MSE"]
+    assert lowest["values"] == pytest.approx([-100 / 22, -100 * 0.0035 / 0.024], rel=1e-9)
+    assert (lowest["sign"], lowest["holds_on_every_seed"], lowest["n"]) == (-1, True, 2)
+    difference = found[
+        "universal-multihead minus universal-paper: mean distortion penalty at matched λ"
+    ]
+    assert difference["values"] == pytest.approx([-7.5, -13.75], rel=1e-9)
+    assert difference["holds_on_every_seed"] is True
+
+
+def test_findings_of_a_seed_without_a_family_leave_that_seed_out():
+    rows = _seed_rows(0) + [row for row in _seed_rows(1) if row["family"] != "universal-paper"]
+    by_seed = {seed: [row for row in rows if row["seed"] == seed] for seed in (0, 1)}
+    penalties = [
+        {"seed": seed, **p}
+        for seed in (0, 1)
+        for p in study_report.penalties(by_seed[seed], CONFIG)
+    ]
+    matched = [
+        {"seed": seed, **m}
+        for seed in (0, 1)
+        for m in study_report.matched_tradeoff(by_seed[seed], CONFIG)
+    ]
+    found = {f["name"]: f for f in study_report.findings(by_seed, penalties, matched, CONFIG)}
+    paper = found["universal-paper: mean distortion penalty at matched λ"]
+    assert (paper["seeds"], paper["values"], paper["n"]) == ([0], [pytest.approx(15.0)], 1)
+    assert paper["holds_on_every_seed"] is False  # one seed shows no consistency
+    lowest = found["universal-multihead vs universal-paper: lowest MSE"]
+    assert lowest["seeds"] == [0] and lowest["n"] == 1
+    assert found["universal-multihead: lowest MSE vs the lowest E2E MSE"]["n"] == 2
+
+
+def test_results_of_one_seed_have_no_seed_keys():
+    rows = _rows()
+    plain = _results(rows)
+    one = study_report.results(
+        {"seed": 7}, ("paper", "multihead"), rows, CONFIG, {"accuracy": 0.9512}, 12.3, seeds=(7,)
+    )
+    assert one == plain
+    assert "seeds" not in one and "summary" not in one
+    assert not any("seed" in row for key in ("penalties", "matched_tradeoff") for row in one[key])
+    assert study_report.render(one, CONFIG, RATE_BITS) == study_report.render(
+        plain, CONFIG, RATE_BITS
+    )
+
+
+def test_render_of_two_seeds_gives_mean_and_std_and_what_holds():
+    results = _seeds_results((0, 1))
+    report = study_report.render(results, CONFIG, RATE_BITS)
+    lines = _lines(report)
+    assert "±" in report
+    assert "per-image dither seeds S (each model's training seed) + i" in report
+    assert "Every model was trained once per seed (0, 1; n = 2 unless a cell says otherwise)" in (
+        report
+    )
+    assert "- Epochs per model: 3; seeds 0, 1 (the classifier: 0)." in lines
+    # The penalty table: each cell mean ± std; the family lines point to the seeds section.
+    section = _section(report, "E2E vs universal")
+    assert (
+        "| universal-paper | 0 | 0.02000 ± 0.00000 | 0.02300 ± 0.00141 | +15.0% ± 7.1% "
+        "| 0.500 ± 0.000 | 0.485 ± 0.049 |"
+    ) in "\n".join(section)
+    assert "- universal-paper: mean distortion penalty +" not in report
+    assert "see *What holds across seeds*" in report
+    # Paper c0 is inside the front on seed 1 only: its front MSE and penalty say n=1.
+    matched = _section(report, "Penalty at matched tradeoff")
+    assert (
+        "| universal-paper | 0 | 0.485 ± 0.049 | 0.02300 ± 0.00141 | 0.02125 (n=1) | +12.9% (n=1) |"
+    ) in matched
+    # Paper c0.04 has a value on both seeds: no count.
+    assert (
+        "| universal-paper | 0.04 | 0.350 ± 0.000 | 0.03000 ± 0.00000 | 0.02375 ± 0.00000 "
+        "| +26.3% ± 0.0% |"
+    ) in matched
+    holds = _section(report, "What holds across seeds")
+    assert holds[0] == "" and "mean ± sample standard deviation" in holds[2]
+    # 15 and 20: mean 17.5, std 5 / sqrt(2) = 3.54.
+    assert (
+        "- universal-paper: mean distortion penalty at matched λ: +17.5 ± 3.5% (n = 2; seeds "
+        "0, 1: +15.0, +20.0): positive on every seed."
+    ) in holds
+    # -4.545 and -14.583: mean -9.56, std 10.04 / sqrt(2) = 7.10.
+    assert (
+        "- universal-multihead vs universal-paper: lowest MSE: -9.6 ± 7.1% (n = 2; seeds 0, 1: "
+        "-4.5, -14.6): negative on every seed."
+    ) in holds
+    # -7.5 and -13.75 (at a rounding edge in floating point): mean -10.6, std 6.25 / sqrt(2).
+    (difference,) = [line for line in holds if line.startswith("- universal-multihead minus")]
+    assert difference.startswith(
+        "- universal-multihead minus universal-paper: mean distortion penalty at matched λ: "
+        "-10.6 ± 4.4 percentage points (n = 2; seeds 0, 1: -7.5, -13."
+    )
+    assert difference.endswith("): negative on every seed.")
+    # The section comes after the matched tables and before the table of every model.
+    assert report.index("## Penalty at matched") < report.index("## What holds across seeds")
+    assert report.index("## What holds across seeds") < report.index("## Every model")
+    # Every model: one row per model (its mean over seeds), not one per seed.
+    assert (
+        "| universal-paper-c0 | universal-paper | 3.17 | 0 | 0.02300 ± 0.00141 | 20.00 ± 0.00 "
+        "| 0.485 ± 0.049 | 0.780 ± 0.000 | — | 1.5 ± 0 | 10 ± 0 |"
+    ) in lines
+    assert sum(line.startswith("| universal-paper-c0 |") for line in lines) == 1
+
+
+def test_render_of_three_seeds_states_a_sign_change():
+    report = study_report.render(_seeds_results(), CONFIG, RATE_BITS)
+    assert "(0, 1, 2; n = 3 unless" in report
+    holds = _section(report, "What holds across seeds")
+    # 10, 20, -10: mean 6.67, std sqrt(700 / 3) = 15.28.
+    assert (
+        "- universal-paper: lowest MSE vs the lowest E2E MSE: +6.7 ± 15.3% (n = 3; seeds 0, 1, "
+        "2: +10.0, +20.0, -10.0): **the sign changes between seeds**."
+    ) in holds
+    matched = _section(report, "Penalty at matched tradeoff")
+    paper0 = [line for line in matched if line.startswith("| universal-paper | 0 |")]
+    assert paper0 == [
+        "| universal-paper | 0 | 0.497 ± 0.040 | 0.02163 ± 0.00257 | 0.02125 (n=1) | +12.9% (n=1) |"
+    ]
+    # A value no seed has (W1) is "—", without a count.
+    assert "(n=0)" not in report
+    assert "| universal-paper-c0 | universal-paper | 3.17 | 0 | 0.02163 ± 0.00257 |" in report
+
+
+def test_render_counts_the_seeds_of_a_model_missing_on_one():
+    # E.g. `--report_only` before seed 2's last model finished: it is left out on that seed.
+    rows = [
+        row
+        for seed in (0, 1, 2)
+        for row in _seed_rows(seed)
+        if (seed, row["model"]) != (2, "universal-multihead-c0.01")
+    ]
+    settings, judge = {"seed": 0}, {"accuracy": 0.9512}
+    bases = ("paper", "multihead")
+    results = study_report.results(settings, bases, rows, CONFIG, judge, 12.3, seeds=(0, 1, 2))
+    entry = _by_model(results["summary"]["models"])["universal-multihead-c0.01"]
+    assert (entry["n"], entry["seeds"], entry["mse_n"]) == (2, [0, 1], 2)
+    report = study_report.render(results, CONFIG, RATE_BITS)
+    # MSE 0.030 on both seeds: std 0; every cell with a value says n=2.
+    assert (
+        "| universal-multihead-c0.01 | universal-multihead | 3.17 | 0.01 | 0.03000 ± 0.00000 (n=2) "
+        "| 20.00 ± 0.00 (n=2) | 0.400 ± 0.000 (n=2) | 0.850 ± 0.000 (n=2) | — "
+        "| 1.5 ± 0 (n=2) | 10 ± 0 (n=2) |"
+    ) in _lines(report)
+    assert "| universal-multihead-c0 | universal-multihead | 3.17 | 0 | 0.02153 ± 0.00138 |" in (
+        report
+    )
