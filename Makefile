@@ -47,7 +47,7 @@ test-all: lint
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 demo: $(STAMP)
-	$(BIN)/rdc-experiment --preset=digits --rates=3:3 --noexport --seed=0 --verbose=0 --workdir=$(DEMO_DIR)/rdc
+	$(BIN)/rdc-experiment --preset=digits --rates=3:3 --noexport --seeds=0,1,2 --verbose=0 --workdir=$(DEMO_DIR)/rdc
 	$(BIN)/rdc-experiment --preset=digits-rdp --base=paper --e2e_lambda_p=0,0.01,0.02 \
 		--universal_lambda_p=0,0.01,0.02 --noexport --seed=0 --verbose=0 --workdir=$(DEMO_DIR)/rdp
 	@echo "demo reports: $(DEMO_DIR)/rdc/report.md (classification), $(DEMO_DIR)/rdp/report.md (perception)"

@@ -53,6 +53,13 @@ BAD = {
     "list_and_model": (["--list", "--model=classifier"], "--list and --model: give only one"),
     "unknown_model": (["--model=e2e-d9-L9-c0"], "--model=e2e-d9-L9-c0: not a model of this"),
     "multi_worker_study": (["--strategy=multi_worker"], "use it with --model=NAME"),
+    "seeds_repeated": (["--seeds=0,0"], "--seeds: expected distinct integers"),
+    "seeds_not_numbers": (["--seeds=0,a"], "--seeds: not a list of numbers"),
+    "seeds_not_first": (["--seed=1", "--seeds=0,2"], "--seeds=0,2: the first must be --seed=1"),
+    "model_of_another_seed": (
+        ["--seeds=0,1", "--model=e2e-d2-L3-c0@seed2"],
+        "--model=e2e-d2-L3-c0@seed2: not a model of this",
+    ),
     "multi_worker_classifier": (
         ["--strategy=multi_worker", "--model=classifier"],
         "--model=classifier is not a training",

@@ -136,6 +136,21 @@ def test_bad_flag_fails_with_one_line(bad_flag_runs, flag):
     assert errors[0].startswith("rdc-train: error: ")
 
 
+def test_a_workdir_url_of_an_unknown_file_system_fails_with_one_line(tmp_path, classifier_dir):
+    argvs = [
+        ["--workdir=nosuch://bucket/run", f"--classifier_dir={classifier_dir}"],
+        ["--workdir=ram://bucket/run", "--classifier_dir=ram://bucket/clf"],
+    ]
+    for (returncode, stdout, stderr), flag in zip(
+        _fork_runs(argvs, tmp_path / "logs"), ("--workdir=nosuch://", "--classifier_dir=ram://")
+    ):
+        assert returncode == 2, stderr[-2000:]
+        assert "Traceback" not in stderr + stdout
+        errors = _error_lines(stderr)
+        assert len(errors) == 1 and errors[0].startswith(f"rdc-train: error: {flag}"), errors
+    assert not any(tmp_path.glob("nosuch*")) and not pathlib.Path("nosuch:").exists()
+
+
 # ------------------------------------------------------------------------------------------------
 # SIGKILL mid-run, then the same command resumes; a third run reports the finished run.
 

@@ -10,7 +10,7 @@ import pathlib
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
-from rdc_keras import config, runs
+from rdc_keras import config, remote, runs
 from rdc_keras.cli.common import main_wrapper, parse_flags
 from rdc_keras.files import check_output_dir, write_json
 from rdc_keras.trainers.classifier import train_reference_classifier
@@ -40,6 +40,7 @@ def main(argv: list[str]) -> None:
             raise ValueError(f"--{name}={getattr(FLAGS, name)}: must be >= 1")
     if FLAGS.learning_rate is not None and FLAGS.learning_rate <= 0:
         raise ValueError(f"--learning_rate={FLAGS.learning_rate}: must be > 0")
+    remote.check_local(FLAGS.workdir, "--workdir", "the classifier is saved as HDF5")
     workdir = pathlib.Path(FLAGS.workdir)
     # The saved classifier replaces --workdir as a whole: never an unrelated directory.
     if workdir.exists() and (

@@ -8,6 +8,7 @@ Examples:
     rdc-experiment --workdir=runs/digits                       # embedded demo, <= 10 min on CPU
     rdc-experiment --preset=mnist10k --data_dir=../shared/data/mnist --workdir=runs/mnist10k
     rdc-experiment --base=multihead --workdir=runs/digits-multihead   # one universal family
+    rdc-experiment --seeds=0,1,2 --workdir=runs/digits              # mean ± std over 3 seeds
 
 Re-running the same command resumes: finished models are reported, not retrained.
 
@@ -25,7 +26,7 @@ import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py
 from absl import app, flags
 
 from rdc_keras import config as config_lib
-from rdc_keras import data, experiment, study_plan
+from rdc_keras import data, experiment, remote, study_plan
 from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
 from rdc_keras.files import check_output_dir
 
@@ -73,6 +74,13 @@ def _define_flags() -> None:
         "verbose", 1, "0: one line per finished model; 1: also one line per training epoch."
     )
     flags.DEFINE_integer("seed", 0, "Seed of every training, the evaluation dither and plots.")
+    flags.DEFINE_list(
+        "seeds",
+        None,
+        "Train every model once per seed (e.g. 0,1,2; the first is --seed): the report gives "
+        "mean ± std over seeds and says which findings hold on every seed. Seeds can be added "
+        "to a finished study later; finished seeds are not retrained.",
+    )
     flags.DEFINE_multi_string(
         "compare",
         [],
@@ -159,6 +167,12 @@ def main(argv: list[str]) -> None:
         w1_steps=FLAGS.w1_steps,
     )
     bases = tuple(experiment.BASES) if FLAGS.base == "both" else (FLAGS.base,)
+    seeds = number_list(FLAGS.seeds, int, "seeds")
+    seed = FLAGS.seed
+    if seeds:
+        if FLAGS["seed"].present and seeds[0] != FLAGS.seed:
+            raise ValueError(f"--seeds={','.join(FLAGS.seeds)}: the first must be --seed={seed}")
+        seed = seeds[0]
     chosen = [
         name
         for name, given in (
@@ -171,7 +185,8 @@ def main(argv: list[str]) -> None:
     if len(chosen) > 1:
         raise ValueError(f"{' and '.join(chosen)}: give only one of them")
     if FLAGS.list:
-        rows = study_plan.entries(study_plan.jobs(config, FLAGS.workdir, bases), FLAGS.workdir)
+        planned = study_plan.jobs(config, FLAGS.workdir, bases, seeds or (seed,))
+        rows = study_plan.entries(planned, FLAGS.workdir)
         command = _study_command()
         if FLAGS.list_format == "json":
             text = study_plan.json_lines(rows, command)
@@ -181,10 +196,12 @@ def main(argv: list[str]) -> None:
             text = study_plan.slurm_script(rows, command, config.name)
         print(text, end="")
         return
+    remote.check_local(FLAGS.workdir, "--workdir", "a study claims its models with file locks")
     check_output_dir(FLAGS.workdir, "--workdir")
     common = dict(
         train_overrides={"strategy": FLAGS.strategy} if FLAGS.strategy != "default" else None,
-        seed=FLAGS.seed,
+        seed=seed,
+        seeds=seeds,
         export=FLAGS.export,
         bases=bases,
         verbose=FLAGS.verbose,

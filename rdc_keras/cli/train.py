@@ -31,15 +31,16 @@ def training_config(**overrides):
 
 
 def main(argv: list[str]) -> None:
-    from rdc_keras import runs
-    from rdc_keras.files import check_output_dir
+    from rdc_keras import remote, runs
     from rdc_keras.trainers.runner import TrainingDivergedError, train_run
 
     config = training_config()
-    check_output_dir(config.workdir, "--workdir")
+    remote.check_output_dir(config.workdir, "--workdir")
     try:
         train_run(config)
     except TrainingDivergedError as error:
+        if remote.is_remote(config.workdir):
+            raise ValueError(f"{error}; finished epochs are kept in {config.workdir}") from error
         backup = runs.RunDir(config.workdir).backup_dir
         if any(backup.rglob("*.index")):
             raise ValueError(f"{error}; the last good epoch is kept in {backup}") from error

@@ -10,16 +10,13 @@ A head with lambda_p > 0 starts its critic from the base run's critic, as the re
 
 from __future__ import annotations
 
-import pathlib
-
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
-from rdc_keras import runs
+from rdc_keras import remote, runs
 from rdc_keras.cli import training_flags
 from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
 from rdc_keras.config import TrainConfig
-from rdc_keras.files import check_output_dir, write_json
 
 __all__ = ["run"]
 
@@ -57,7 +54,7 @@ def _head_configs(base: runs.RunDir) -> list[tuple[str, TrainConfig]]:
     for c_value, p_value in zip(lambda_c, lambda_p, strict=True):
         name = f"d{shared['lambda_d']:g}-c{c_value:g}-p{p_value:g}"
         config = TrainConfig(
-            workdir=str(pathlib.Path(FLAGS.workdir) / name),
+            workdir=remote.join(FLAGS.workdir, name),
             dataset=base_config.dataset,
             data_dir=base_config.data_dir,
             latent_dim=base_config.latent_dim,
@@ -80,7 +77,7 @@ def main(argv: list[str]) -> None:
     from rdc_keras.trainers.build import is_chief, make_strategy
     from rdc_keras.trainers.runner import TrainingDivergedError, train_run
 
-    check_output_dir(FLAGS.workdir, "--workdir")
+    remote.check_output_dir(FLAGS.workdir, "--workdir")
     base = runs.RunDir(FLAGS.base)
     configs = _head_configs(base)
     summary = {"base": str(base.path), "heads": []}
@@ -93,7 +90,7 @@ def main(argv: list[str]) -> None:
             raise ValueError(f"head {name}: {error}") from error
         summary["heads"].append({"name": name, "workdir": config.workdir, **results})
     if is_chief(make_strategy(configs[0][1].strategy)):  # workers of a cluster write nothing
-        write_json(pathlib.Path(FLAGS.workdir) / "universal.json", summary)
+        remote.write_json(remote.join(FLAGS.workdir, "universal.json"), summary)
 
 
 def run() -> None:

@@ -148,6 +148,21 @@ class EpochLog(keras.callbacks.Callback):
             )
 
 
+class PushEachEpoch(keras.callbacks.Callback):
+    """Copies a run's local staging directory to its remote work directory after every epoch
+    (placed after BackupAndRestore, so the epoch's checkpoint goes too): a run killed with its
+    machine resumes from the remote copy (`rdc_keras.remote`)."""
+
+    def __init__(self, local: str | pathlib.Path, remote: str):
+        super().__init__()
+        self.local, self.remote = pathlib.Path(local), remote
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        from rdc_keras import remote
+
+        remote.push(self.local, self.remote)
+
+
 class PiecewiseLearningRate(keras.callbacks.Callback):
     """Multiplies every optimizer's base learning rate by the per-epoch factor (digest §3.1)."""
 

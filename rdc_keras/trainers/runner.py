@@ -11,6 +11,7 @@ different configuration in the same directory is refused instead of being mixed 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -23,7 +24,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from rdc_keras import data, runs
+from rdc_keras import data, remote, runs
 from rdc_keras.config import TrainConfig
 from rdc_keras.files import read_json
 from rdc_keras.layers import rate_bits
@@ -110,8 +111,8 @@ def _check_multi_worker(config: TrainConfig) -> None:
 
 
 def _resolve(config: TrainConfig) -> TrainConfig:
-    """Validates and resolves the config; a phase-2 run takes the frozen encoder's temperature."""
-    config.validate()
+    """Checks and resolves a validated config; a phase-2 run takes the frozen encoder's
+    temperature."""
     _check_precision(config)
     _check_saved(config.classifier_dir, "classifier", "classifier_dir")
     _check_saved(config.base_critic_dir, "critic", "base_critic_dir")
@@ -181,10 +182,11 @@ def _reference_classifier(settings: TrainConfig, run: runs.RunDir) -> tuple[Any,
 
 
 def _callbacks(
-    settings: TrainConfig, run: runs.RunDir, chief: bool
+    settings: TrainConfig, run: runs.RunDir, chief: bool, remote_dir: str | None = None
 ) -> list[keras.callbacks.Callback]:
     """The run's callbacks; a non-chief worker keeps only those that write nothing (and its
-    backup, which Keras puts in a `workertemp_<task>` directory inside `backup/`)."""
+    backup, which Keras puts in a `workertemp_<task>` directory inside `backup/`). A run staged
+    for a remote work directory pushes it there after every epoch."""
     chief_only = (callbacks_lib.EpochLog, keras.callbacks.TensorBoard)
     every = [
         callbacks_lib.StopOnNonFinite(),
@@ -207,17 +209,48 @@ def _callbacks(
         # "callback is slow" warning on small batches.
         keras.callbacks.TensorBoard(str(run.logs_dir), update_freq="epoch", write_graph=False),
     ]
+    if remote_dir is not None:
+        every.append(callbacks_lib.PushEachEpoch(run.path, remote_dir))
     return [callback for callback in every if chief or not isinstance(callback, chief_only)]
 
 
 def train_run(config: TrainConfig) -> dict[str, Any]:
     """Runs (or resumes, or reports) one training run; returns the results dict.
 
+    The work directory may be any path `tf.io.gfile` knows (`gs://`, `ram://`, ...): the run is
+    staged in a local directory, pulled from it first (to resume) and pushed to it after every
+    epoch and at the end (`rdc_keras.remote`).
+
     Raises:
       ValueError: a bad configuration, or a work directory holding a different run.
       TrainingDivergedError: the loss became non-finite (the last good epoch stays in backup/).
     """
+    if not remote.is_remote(config.workdir):
+        config.validate()
+        return _train_run(config, None)
+    if config.strategy == "multi_worker":
+        raise ValueError(
+            f"--workdir={config.workdir}: --strategy=multi_worker needs a shared local or NFS "
+            "work directory, not a remote URL"
+        )
+    for name in ("classifier_dir", "encoder_dir", "base_critic_dir"):
+        if remote.is_remote(getattr(config, name)):
+            raise ValueError(
+                f"--{name}={getattr(config, name)}: only --workdir may be a remote URL; copy "
+                "it to a local directory"
+            )
     config.validate()
+    with remote.staged(config.workdir) as local:
+        try:
+            _train_run(dataclasses.replace(config, workdir=str(local)), config.workdir)
+        except ValueError as error:  # name the work directory the user gave, not the staging
+            raise ValueError(str(error).replace(str(local), config.workdir)) from None
+    return remote.read_json(remote.join(config.workdir, "results.json"))
+
+
+def _train_run(config: TrainConfig, remote_dir: str | None) -> dict[str, Any]:
+    """`train_run` of a validated config in a local work directory; `remote_dir`: where it is
+    pushed after each epoch."""
     _check_multi_worker(config)
     # First: a MultiWorkerMirroredStrategy must exist before any other TensorFlow op.
     strategy = make_strategy(config.strategy)
@@ -259,7 +292,7 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
         epochs=settings.epochs,
         steps_per_epoch=settings.steps_per_epoch,
         validation_data=test,
-        callbacks=_callbacks(settings, run, chief),
+        callbacks=_callbacks(settings, run, chief, remote_dir),
         verbose=0,
     )
     train_seconds = time.perf_counter() - start

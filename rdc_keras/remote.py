@@ -1,0 +1,221 @@
+"""Work directories and export roots on any file system `tf.io.gfile` knows (gs://, s3://, hdfs://,
+ram://...): staged in a local directory and synchronised with gfile.
+
+Training writes Keras checkpoints, HDF5 weights and SavedModels through libraries that need a
+local file system (h5py), and every other module of the package works on local paths through
+`rdc_keras.files` (atomic renames). So a remote location is never written in place: `staged`
+pulls it into a local staging directory, the work happens there, and `push` copies the result
+back; a training pushes after every epoch too (`trainers.callbacks.PushEachEpoch`), so a run
+killed with its machine resumes from the remote copy. This module is the only one that reads or
+writes remote paths.
+
+What is atomic: each file is copied to a hidden `.<name>.push.tmp` beside its destination and
+renamed over it, so on file systems with an atomic rename (local, ram://, HDFS) a reader sees the
+old or the new file, never half of one; `last` files (a run's results.json) are pushed after
+everything else, so a run counts as finished only once all its files are there. Object stores
+(gs://, s3://) have no atomic rename: gfile's rename there is a copy and a delete, so a reader
+may briefly see a file missing while it is replaced; and they have no locks, so a study directory
+(which needs `files.claim`) cannot be on one.
+
+Paths recorded inside the run's JSON files (its own directory, its classifier's) are written
+against the staging directory and mapped back to the remote path on push (and forth on pull).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+
+from rdc_keras.files import check_output_dir as check_output_dir_locally
+from rdc_keras.files import write_json as write_json_locally
+
+__all__ = [
+    "check_local",
+    "check_output_dir",
+    "is_remote",
+    "join",
+    "pull",
+    "push",
+    "read_json",
+    "staged",
+    "write_json",
+]
+
+_LOCAL_SCHEMES = ("file://",)
+
+
+def is_remote(path: str | os.PathLike | None) -> bool:
+    """Whether `path` is a URL of a gfile file system (`scheme://...`) other than `file://`."""
+    if path is None or isinstance(path, pathlib.PurePath):
+        return False
+    text = os.fspath(path)
+    return "://" in text and not text.startswith(_LOCAL_SCHEMES)
+
+
+def check_local(path: str | os.PathLike | None, flag: str, why: str) -> None:
+    """Refuses a remote URL where only a local (or NFS) path works, with one line saying why."""
+    if is_remote(path):
+        raise ValueError(f"{flag}={path}: must be a local or NFS path ({why})")
+
+
+def join(root: str | os.PathLike, *parts: str) -> str:
+    """`root/part/...`, local or remote (pathlib would fold a URL's `//`)."""
+    if not is_remote(root):
+        return str(pathlib.Path(root, *parts))
+    return "/".join([os.fspath(root).rstrip("/"), *(part.strip("/") for part in parts)])
+
+
+def write_json(path: str | os.PathLike, payload: object) -> None:
+    """`files.write_json` for a local path; remote: written beside it and renamed into place."""
+    if not is_remote(path):
+        write_json_locally(path, payload)
+        return
+    import json
+
+    gfile, path = _gfile(), os.fspath(path)
+    parent, name = path.rsplit("/", 1)
+    gfile.makedirs(parent)
+    staging = join(parent, f".{name}.push.tmp")
+    with gfile.GFile(staging, "w") as handle:
+        handle.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    gfile.rename(staging, path, overwrite=True)
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def read_json(path: str) -> object:
+    """The JSON document at a remote path."""
+    import json
+
+    with _gfile().GFile(path, "r") as handle:
+        return json.loads(handle.read())
+
+
+def _files(local: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(path for path in local.rglob("*") if path.is_file())
+
+
+def _mapped(data: bytes, old: str, new: str) -> bytes:
+    return data.replace(old.encode(), new.encode())
+
+
+def pull(remote: str, local: str | os.PathLike) -> int:
+    """Copies every file under `remote` into `local` (created); returns the number of files.
+
+    A missing `remote` pulls nothing. Paths of the remote directory inside JSON files become
+    the local one's.
+    """
+    gfile, local = _gfile(), pathlib.Path(local)
+    local.mkdir(parents=True, exist_ok=True)
+    if not gfile.isdir(remote):
+        return 0
+    count = 0
+    for directory, _, names in gfile.walk(remote):
+        relative = directory[len(remote.rstrip("/")) :].strip("/")
+        for name in names:
+            target = local / relative / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with gfile.GFile(join(directory, name), "rb") as source:
+                data = source.read()
+            if name.endswith(".json"):
+                data = _mapped(data, remote.rstrip("/"), str(local))
+            target.write_bytes(data)
+            count += 1
+    return count
+
+
+def push(local: str | os.PathLike, remote: str, last: Sequence[str] = ("results.json",)) -> int:
+    """Copies every file under `local` to `remote`, each through a staged name and a rename.
+
+    Files named in `last` go after all others (a reader that sees them sees the rest); remote
+    files and directories that no longer exist locally are removed (a finished run's backup/).
+    Paths of `local` inside JSON files become the remote directory's. Returns the files copied.
+    """
+    gfile, local = _gfile(), pathlib.Path(local)
+    files = _files(local)
+    files.sort(key=lambda path: path.name in last)
+    wanted = {path.relative_to(local).as_posix() for path in files}
+    for path in files:
+        relative = path.relative_to(local).as_posix()
+        target = join(remote, relative)
+        parent = target.rsplit("/", 1)[0]
+        gfile.makedirs(parent)
+        data = path.read_bytes()
+        if path.suffix == ".json":
+            data = _mapped(data, str(local), remote.rstrip("/"))
+        staging = join(parent, f".{path.name}.push.tmp")
+        with gfile.GFile(staging, "wb") as handle:
+            handle.write(data)
+        gfile.rename(staging, target, overwrite=True)
+    _remove_absent(remote, wanted)
+    return len(files)
+
+
+def _remove_absent(remote: str, wanted: set[str]) -> None:
+    """Removes remote files not in `wanted` (relative paths), then emptied directories."""
+    gfile = _gfile()
+    if not gfile.isdir(remote):
+        return
+    root = remote.rstrip("/")
+    for directory, _, names in list(gfile.walk(remote)):
+        relative = directory[len(root) :].strip("/")
+        for name in names:
+            path = f"{relative}/{name}".strip("/")
+            if path not in wanted:
+                gfile.remove(join(directory, name))
+    kept = {"/".join(path.split("/")[:depth]) for path in wanted for depth in range(1, 99)}
+    for directory, _, _ in sorted(gfile.walk(remote), key=lambda entry: -len(entry[0])):
+        relative = directory[len(root) :].strip("/")
+        if relative and relative not in kept and gfile.isdir(directory):
+            gfile.rmtree(directory)
+
+
+@contextlib.contextmanager
+def staged(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+    """A local directory standing for `path`: `path` itself when local; for a remote path, a
+    temporary copy pulled on entry and pushed back on exit (also when the work failed, so its
+    checkpoints survive for a resume), then removed."""
+    if not is_remote(path):
+        yield pathlib.Path(path)
+        return
+    remote = os.fspath(path)
+    local = pathlib.Path(tempfile.mkdtemp(prefix="rdc-staged-"))
+    try:
+        pull(remote, local)
+        try:
+            yield local
+        finally:
+            push(local, remote)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def check_output_dir(path: str | os.PathLike, flag: str) -> str:
+    """Checks that `path`, local (`files.check_output_dir`) or remote, is or can be made a
+    writable directory (before long work); a remote one is created.
+
+    Raises:
+      ValueError: one line naming the flag (an unknown scheme, a file in the way, no access).
+    """
+    if not is_remote(path):
+        return str(check_output_dir_locally(path, flag))
+    import tensorflow as tf
+
+    path = os.fspath(path)
+
+    gfile = _gfile()
+    try:
+        if gfile.exists(path) and not gfile.isdir(path):
+            raise ValueError(f"{flag}={path}: exists and is not a directory")
+        gfile.makedirs(path)
+    except tf.errors.OpError as error:
+        raise ValueError(f"{flag}={path}: {error.message.splitlines()[0]}") from None
+    return path
