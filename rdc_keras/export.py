@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 import rdc_keras
-from rdc_keras import data, folding, prior, runs
+from rdc_keras import data, folding, prior, remote, runs
 from rdc_keras.files import atomic_write, staging_directory, write_json
 from rdc_keras.layers import (
     DITHER_CONVENTION,
@@ -529,7 +529,10 @@ def export_run(
       run_dirs: training run directories (`rdc-train` / `rdc-universal` workdirs); every head
         under `<run>/heads/` is exported, the encoder comes from the first run that has one
         (phase-2 runs name theirs in head.json).
-      export_root: root of the export tree (DESIGN.md: `saved_models/`).
+      export_root: root of the export tree (DESIGN.md: `saved_models/`); a `tf.io.gfile` URL
+        (`gs://bucket/models`) too: `<root>/<name>` is pulled into a local staging directory,
+        exported there and pushed back (`rdc_keras.remote`), and TF Serving's base path
+        defaults to the URL.
       name: export name (default: the first run directory's name).
       encoder_dir: an encoder directory (`<run>/encoder`), instead of or besides run_dirs.
       head_dirs: head directories (`<run>/heads/<head>`), besides those of run_dirs.
@@ -557,6 +560,24 @@ def export_run(
     if name is None:
         name = pathlib.Path((run_dirs or [encoder_path.parent])[0]).resolve().name
     _check_name(name, "export name")
+    if remote.is_remote(export_root):  # exported locally, then pushed (rdc_keras.remote)
+        target = remote.join(export_root, name)
+        with remote.staged(target, name) as local:
+            export_run(
+                run_dirs,
+                local.parent,
+                name,
+                encoder_dir=encoder_dir,
+                head_dirs=head_dirs,
+                prior_dataset=prior_dataset,
+                data_dir=data_dir,
+                prior_split=prior_split,
+                seed=seed,
+                serving_base_path=serving_base_path or export_root,
+                fold_batch_norm=fold_batch_norm,
+                verbose=verbose,
+            )
+        return remote.read_json(remote.join(target, MANIFEST_FILE))
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"seed must be an integer, got {seed!r}")
     seed = int(seed)

@@ -179,15 +179,17 @@ def _remove_absent(remote: str, wanted: set[str]) -> None:
 
 
 @contextlib.contextmanager
-def staged(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+def staged(path: str | os.PathLike, name: str | None = None) -> Iterator[pathlib.Path]:
     """A local directory standing for `path`: `path` itself when local; for a remote path, a
     temporary copy pulled on entry and pushed back on exit (also when the work failed, so its
-    checkpoints survive for a resume), then removed."""
+    checkpoints survive for a resume), then removed. `name`: the local directory's own name
+    (for writers that take a root and a name, such as an export)."""
     if not is_remote(path):
         yield pathlib.Path(path)
         return
     remote = os.fspath(path)
-    local = pathlib.Path(tempfile.mkdtemp(prefix="rdc-staged-"))
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="rdc-staged-"))
+    local = scratch / name if name else scratch
     try:
         pull(remote, local)
         try:
@@ -195,7 +197,7 @@ def staged(path: str | os.PathLike) -> Iterator[pathlib.Path]:
         finally:
             push(local, remote)
     finally:
-        shutil.rmtree(local, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def check_output_dir(path: str | os.PathLike, flag: str) -> str:

@@ -302,6 +302,32 @@ def test_reexport_adds_next_version(runs_dir, tmp_path):
     assert export.load_encoder(tmp_path / "m").path.name == "2"
 
 
+def test_export_to_a_gfile_url_pushes_the_same_export(runs_dir, tmp_path, sample_images):
+    from rdc_keras import remote
+
+    url = "ram://exports/models"
+    first = export.export_run(runs_dir / "a", url, "m")
+    second = export.export_run(runs_dir / "a", url, "m")
+    assert (first["version"], second["version"]) == (1, 2)
+    for model in ("encoder", f"heads/{PHASE1_HEAD}"):
+        assert sorted(name.strip("/") for name in tf.io.gfile.listdir(f"{url}/m/{model}")) == [
+            "1",
+            "2",
+        ]
+    with tf.io.gfile.GFile(f"{url}/m/models.config") as handle:
+        config = handle.read()
+    assert f'base_path: "{url}/m/encoder"' in config and "versions: 2" in config
+    assert "rdc-staged-" not in config
+    # Pulled back, the export serves the same indices as one written locally.
+    local = export.export_run(runs_dir / "a", tmp_path / "local", "m")
+    remote.pull(f"{url}/m", tmp_path / "pulled" / "m")
+    seeds = np.arange(len(sample_images), dtype=np.int64)
+    pulled = export.load_encoder(tmp_path / "pulled" / "m").encode(sample_images, seeds)
+    here = export.load_encoder(tmp_path / "local" / "m").encode(sample_images, seeds)
+    np.testing.assert_array_equal(pulled, here)
+    assert local["prior"]["digest"] == second["prior"]["digest"]
+
+
 def test_failed_export_leaves_nothing_behind(runs_dir, tmp_path, monkeypatch):
     export.export_run(runs_dir / "a", tmp_path, "m")
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))

@@ -50,10 +50,8 @@ def _define_flags() -> None:
 
 def main(argv: list[str]) -> None:
     from rdc_keras import export, remote
-    from rdc_keras.files import check_output_dir
 
-    remote.check_local(FLAGS.export_root, "--export_root", "exports to gfile URLs: not yet")
-    check_output_dir(FLAGS.export_root, "--export_root")
+    remote.check_output_dir(FLAGS.export_root, "--export_root")
     if not FLAGS.run and not FLAGS.head_dir:
         raise ValueError("give --run (repeatable) or --encoder_dir with --head_dir")
     manifest = export.export_run(
