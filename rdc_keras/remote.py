@@ -7,7 +7,8 @@ local file system (h5py), and every other module of the package works on local p
 pulls it into a local staging directory, the work happens there, and `push` copies the result
 back; a training pushes after every epoch too (`trainers.callbacks.PushEachEpoch`), so a run
 killed with its machine resumes from the remote copy. This module is the only one that reads or
-writes remote paths.
+writes remote paths; readers of exports (`serving`) and the binaries' single files (`rdc-codec`,
+`rdc-evaluate --output`) go through `local_copy`, `read_bytes`, `write_bytes` and `write_json`.
 
 What is atomic: each file is copied to a hidden `.<name>.push.tmp` beside its destination and
 renamed over it, so on file systems with an atomic rename (local, ram://, HDFS) a reader sees the
@@ -23,6 +24,7 @@ against the staging directory and mapped back to the remote path on push (and fo
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pathlib
@@ -30,18 +32,25 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 
+from rdc_keras.files import atomic_write
 from rdc_keras.files import check_output_dir as check_output_dir_locally
+from rdc_keras.files import check_output_file as check_output_file_locally
 from rdc_keras.files import write_json as write_json_locally
 
 __all__ = [
     "check_local",
     "check_output_dir",
+    "check_output_file",
+    "is_file",
     "is_remote",
     "join",
+    "local_copy",
     "pull",
     "push",
+    "read_bytes",
     "read_json",
     "staged",
+    "write_bytes",
     "write_json",
 ]
 
@@ -76,13 +85,59 @@ def write_json(path: str | os.PathLike, payload: object) -> None:
         return
     import json
 
+    write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """`files.atomic_write` for a local path; remote: a staged name beside it, then a rename."""
+    if not is_remote(path):
+        atomic_write(path, data)
+        return
     gfile, path = _gfile(), os.fspath(path)
     parent, name = path.rsplit("/", 1)
     gfile.makedirs(parent)
     staging = join(parent, f".{name}.push.tmp")
-    with gfile.GFile(staging, "w") as handle:
-        handle.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    with gfile.GFile(staging, "wb") as handle:
+        handle.write(data)
     gfile.rename(staging, path, overwrite=True)
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a local or remote file."""
+    if not is_remote(path):
+        return pathlib.Path(path).read_bytes()
+    with _gfile().GFile(os.fspath(path), "rb") as handle:
+        return handle.read()
+
+
+def is_file(path: str | os.PathLike) -> bool:
+    """Whether a local or remote path is an existing file."""
+    if not is_remote(path):
+        return pathlib.Path(path).is_file()
+    gfile = _gfile()
+    return gfile.exists(os.fspath(path)) and not gfile.isdir(os.fspath(path))
+
+
+_COPIES: dict[str, pathlib.Path] = {}
+
+
+def local_copy(path: str | os.PathLike) -> pathlib.Path:
+    """A local path with the contents of `path`: `path` itself when local; a remote directory
+    or file is pulled once per process into a temporary directory removed at exit (for readers
+    such as `serving.load_encoder`, which need local files)."""
+    if not is_remote(path):
+        return pathlib.Path(path)
+    url = os.fspath(path).rstrip("/")
+    if url not in _COPIES:
+        scratch = pathlib.Path(tempfile.mkdtemp(prefix="rdc-copy-"))
+        atexit.register(shutil.rmtree, scratch, True)
+        name = url.rsplit("/", 1)[-1]
+        if _gfile().isdir(url):
+            pull(url, scratch / name)
+        else:
+            (scratch / name).write_bytes(read_bytes(url))
+        _COPIES[url] = scratch / name
+    return _COPIES[url]
 
 
 def _gfile():
@@ -198,6 +253,27 @@ def staged(path: str | os.PathLike, name: str | None = None) -> Iterator[pathlib
             push(local, remote)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> str:
+    """Checks that a file can be written at `path`, local (`files.check_output_file`) or remote
+    (not a directory; its parent exists or is made).
+
+    Raises:
+      ValueError: one line naming the flag.
+    """
+    if not is_remote(path):
+        return str(check_output_file_locally(path, flag))
+    import tensorflow as tf
+
+    gfile, path = _gfile(), os.fspath(path)
+    try:
+        if path.endswith("/") or gfile.isdir(path):
+            raise ValueError(f"{flag}={path}: names a directory, expected a file")
+        gfile.makedirs(path.rsplit("/", 1)[0])
+    except tf.errors.OpError as error:
+        raise ValueError(f"{flag}={path}: {error.message.splitlines()[0]}") from None
+    return path
 
 
 def check_output_dir(path: str | os.PathLike, flag: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from rdc_keras import runs
+from rdc_keras import remote, runs
 from rdc_keras.errors import meaningful_line
 from rdc_keras.files import read_json
 
@@ -139,7 +139,7 @@ class ExportedModel:
     """
 
     def __init__(self, path: str | os.PathLike, kind: str) -> None:
-        self.path = _version_dir(pathlib.Path(path), kind)
+        self.path = _version_dir(remote.local_copy(path), kind)  # a URL: pulled once
         metadata = read_json(self.path / "assets" / METADATA_FILE)
         if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
             raise ValueError(f"{self.path}: not an rdc_keras export (format != {EXPORT_FORMAT})")
@@ -230,7 +230,8 @@ class ExportedModel:
 
 
 def load_encoder(path: str | os.PathLike) -> ExportedModel:
-    """Loads an exported encoder from `<root>/<name>`, its `encoder/` dir or a version dir.
+    """Loads an exported encoder from `<root>/<name>`, its `encoder/` dir or a version dir
+    (local, or a `tf.io.gfile` URL: copied to a local temporary directory once per process).
 
     A model directory resolves to its highest version. On first use the SavedModel's weights
     are hashed and must match the fingerprint recorded in its metadata.

@@ -708,6 +708,30 @@ def test_cli_checks_outputs_and_inputs_before_any_coding(models, files, tmp_path
             ],
             f"--input={tmp_path}: is a directory, expected one .rdc file",
         ),
+        "compress to a URL of an unknown file system": (
+            ["compress", f"--encoder={missing}", "--input=x.npy", "--output=nosuch://b/a.rdc"],
+            "--output=nosuch://b/a.rdc: ",
+        ),
+        "decompress a missing URL": (
+            [
+                "decompress",
+                f"--encoder={export_dir}",
+                f"--head={head.path}",
+                "--input=ram://none/a.rdc",
+                f"--output={tmp_path / 'out.npy'}",
+            ],
+            "--input=ram://none/a.rdc: file not found, expected one .rdc file",
+        ),
+        "decompress to a URL": (
+            [
+                "decompress",
+                f"--encoder={missing}",
+                "--head=h",
+                "--input=a.rdc",
+                "--output=ram://o/",
+            ],
+            "--output=ram://o/: must be a local or NFS path",
+        ),
         # (decompress reads only the encoder's metadata; compress runs its SavedModel)
         "damaged export": (
             [

@@ -325,6 +325,13 @@ def test_export_to_a_gfile_url_pushes_the_same_export(runs_dir, tmp_path, sample
     pulled = export.load_encoder(tmp_path / "pulled" / "m").encode(sample_images, seeds)
     here = export.load_encoder(tmp_path / "local" / "m").encode(sample_images, seeds)
     np.testing.assert_array_equal(pulled, here)
+    # serving reads the URL itself (a local copy once per process).
+    served = export.load_encoder(f"{url}/m")
+    assert served.path.name == "2" and served.path.is_relative_to(remote.local_copy(f"{url}/m"))
+    np.testing.assert_array_equal(served.encode(sample_images, seeds), here)
+    head = export.load_head(f"{url}/m/heads/{PHASE1_HEAD}", served)
+    local_head = export.load_head(tmp_path / "local" / "m" / "heads" / PHASE1_HEAD)
+    np.testing.assert_array_equal(head.decode(here, seeds), local_head.decode(here, seeds))
     assert local["prior"]["digest"] == second["prior"]["digest"]
 
 

@@ -176,3 +176,28 @@ def test_check_local_refuses_a_url_with_the_reason():
     remote.check_local(None, "--workdir", "claims")
     with pytest.raises(ValueError, match=r"^--workdir=gs://b/s: must be a local or NFS path \(c"):
         remote.check_local("gs://b/s", "--workdir", "claims need flock")
+
+
+def test_single_files_round_trip_through_urls_and_local_paths(tmp_path):
+    for path in ("ram://files/a/b.rdc", str(tmp_path / "a" / "b.rdc")):
+        assert not remote.is_file(path)
+        (tmp_path / "a").mkdir(exist_ok=True)
+        remote.write_bytes(path, b"\x89RDC\x02")
+        assert remote.is_file(path) and remote.read_bytes(path) == b"\x89RDC\x02"
+        assert not any(".push.tmp" in name for name in gfile.listdir(path.rsplit("/", 1)[0]))
+    assert remote.check_output_file("ram://files/c/d.json", "--json") == "ram://files/c/d.json"
+    with pytest.raises(ValueError, match=r"^--output=ram://files/a: names a directory"):
+        remote.check_output_file("ram://files/a", "--output")
+    with pytest.raises(ValueError, match=r"^--output=nosuch://x/y: "):
+        remote.check_output_file("nosuch://x/y", "--output")
+
+
+def test_local_copy_pulls_a_url_once_and_keeps_local_paths(tmp_path):
+    assert remote.local_copy(tmp_path) == tmp_path
+    remote.write_bytes("ram://copy/model/assets/rdc.json", b"{}")
+    remote.write_bytes("ram://copy/single.bin", b"xyz")
+    copy = remote.local_copy("ram://copy/model")
+    assert copy.name == "model" and (copy / "assets" / "rdc.json").read_bytes() == b"{}"
+    remote.write_bytes("ram://copy/model/assets/rdc.json", b"changed")
+    assert remote.local_copy("ram://copy/model/") == copy  # cached: pulled once per process
+    assert remote.local_copy("ram://copy/single.bin").read_bytes() == b"xyz"

@@ -12,7 +12,9 @@ patterns expand to their sorted .png/.npy files (`rdc_keras.images` reads and wr
 compress stores each image's name (its file's stem; `<stem>_00000`, ... for the images of a
 multi-image .npy) unless --nonames, and decompress writes `<name>.png` (image_00000.png, ...
 for files without names). Outputs are written through a temporary file and a rename
-(`rdc_keras.files.atomic_write`), so a partial file never appears. Both commands print a JSON
+(`rdc_keras.files.atomic_write`), so a partial file never appears. --encoder, --head, the
+compressed --output and the decompressed --input may be `tf.io.gfile` URLs (`gs://...`,
+`rdc_keras.remote`). Both commands print a JSON
 summary (payload bits per image vs the fixed-rate bound d * log2 L, container overhead) and
 `--json` saves it.
 """
@@ -28,9 +30,8 @@ from typing import Any
 import tensorflow as tf  # noqa: F401  (import before app.run: see cli/common.py)
 from absl import app, flags
 
-from rdc_keras import codec
+from rdc_keras import codec, remote
 from rdc_keras.cli.common import fail, main_wrapper, parse_flags
-from rdc_keras.files import atomic_write, check_output_file
 from rdc_keras.images import check_output, read_images, source_names, write_images
 
 __all__ = ["COMMANDS", "run"]
@@ -104,9 +105,13 @@ def _compress() -> dict[str, Any]:
         batch_size=FLAGS.batch_size,
         names=names,
     )
-    output = pathlib.Path(FLAGS.output)
-    atomic_write(output, data)
-    return {"command": "compress", "output": str(output), "inputs": sources, **codec.describe(data)}
+    remote.write_bytes(FLAGS.output, data)
+    return {
+        "command": "compress",
+        "output": str(FLAGS.output),
+        "inputs": sources,
+        **codec.describe(data),
+    }
 
 
 def _decompress() -> dict[str, Any]:
@@ -116,14 +121,13 @@ def _decompress() -> dict[str, Any]:
         raise ValueError("decompress needs --head (a head name in the export or a directory)")
     if len(FLAGS.input) != 1:
         raise ValueError("decompress needs exactly one --input .rdc file")
-    source = pathlib.Path(FLAGS.input[0])
-    if source.is_dir():
-        raise ValueError(f"--input={source}: is a directory, expected one .rdc file")
-    if not source.is_file():
-        raise ValueError(f"--input={source}: file not found")
+    source = FLAGS.input[0]
+    if not remote.is_file(source):
+        kind = "is a directory" if pathlib.Path(source).is_dir() else "file not found"
+        raise ValueError(f"--input={source}: {kind}, expected one .rdc file")
     encoder = serving.load_encoder(FLAGS.encoder)
     head = serving.load_head(_resolve_head(FLAGS.head, encoder), encoder)
-    data = source.read_bytes()
+    data = remote.read_bytes(source)
     # names: the inputs' names, when compress stored them
     images, names = codec.decompress_named(data, encoder, head, batch_size=FLAGS.batch_size)
     written = write_images(images, FLAGS.output, None if names is None else list(names))
@@ -147,15 +151,16 @@ def main(command: str, argv: list[str]) -> None:
         raise ValueError(f"--batch_size must be >= 1, got {FLAGS.batch_size}")
     # Output locations are checked before any model is loaded or image coded.
     if command == "compress":
-        check_output_file(FLAGS.output, "--output")
+        remote.check_output_file(FLAGS.output, "--output")
     else:
+        remote.check_local(FLAGS.output, "--output", "decompressed images: not yet to URLs")
         check_output(FLAGS.output)
     if FLAGS.json:
-        check_output_file(FLAGS.json, "--json")
+        remote.check_output_file(FLAGS.json, "--json")
     summary = _compress() if command == "compress" else _decompress()
     text = json.dumps(summary, sort_keys=True)
     if FLAGS.json:
-        atomic_write(FLAGS.json, text + "\n")
+        remote.write_bytes(FLAGS.json, (text + "\n").encode())
     print(text, flush=True)
 
 

@@ -48,15 +48,17 @@ def _define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
+    from rdc_keras import remote
     from rdc_keras.evaluation import evaluate_runs
-    from rdc_keras.files import check_output_file, write_json
 
     if not FLAGS.run:
         raise ValueError("give --run (a finished run, or a directory above runs such as a study)")
     if FLAGS.w1_steps < 0 or FLAGS.batch_size < 1:
         raise ValueError("--w1_steps must be >= 0 and --batch_size >= 1")
+    for run in FLAGS.run:
+        remote.check_local(run, "--run", "runs are read from local or NFS paths")
     if FLAGS.output:
-        check_output_file(FLAGS.output, "--output")  # before the evaluation, not after it
+        remote.check_output_file(FLAGS.output, "--output")  # before the evaluation, not after it
     results = evaluate_runs(
         FLAGS.run,
         heads=FLAGS.head,
@@ -70,7 +72,7 @@ def main(argv: list[str]) -> None:
         log=(lambda line: print(line, flush=True)) if FLAGS.verbose else None,
     )
     if FLAGS.output:
-        write_json(FLAGS.output, results)
+        remote.write_json(FLAGS.output, results)
         if FLAGS.verbose:
             print(f"wrote {FLAGS.output}", flush=True)
 
