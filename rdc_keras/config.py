@@ -16,7 +16,7 @@ import numbers
 import pathlib
 from typing import Any
 
-from rdc_keras import data
+from rdc_keras import data, remote
 
 __all__ = [
     "CLASSIFIER_MODES",
@@ -350,7 +350,7 @@ class TrainConfig:
                 )
         if self.data_dir is None and data.dataset_info(self.dataset).source == "idx":
             raise ValueError(f"--data_dir is required for --dataset={self.dataset}")
-        if self.data_dir is not None and not pathlib.Path(self.data_dir).is_dir():
+        if self.data_dir is not None and not remote.is_dir(self.data_dir):
             raise ValueError(f"--data_dir={self.data_dir}: directory not found")
         if self.base_critic_dir is not None and self.lambda_p <= 0:
             raise ValueError("--base_critic_dir needs --lambda_p > 0 (no critic is built at 0)")

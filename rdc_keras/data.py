@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from rdc_keras import remote
+
 __all__ = [
     "DATASETS",
     "IDX_FILES",
@@ -209,9 +211,9 @@ def _read_idx_pair(images_path: pathlib.Path, labels_path: pathlib.Path):
 def _load_mnist_idx(data_dir: str | os.PathLike | None, split: str):
     if data_dir is None:
         raise ValueError("mnist_idx needs data_dir: a directory holding the MNIST IDX files")
-    directory = pathlib.Path(data_dir)
-    if not directory.is_dir():
-        raise ValueError(f"{directory}: mnist_idx data_dir does not exist or is not a directory")
+    if not remote.is_dir(data_dir):
+        raise ValueError(f"{data_dir}: mnist_idx data_dir does not exist or is not a directory")
+    directory = remote.local_copy(data_dir)  # a URL: copied once per process
     if any(_find_idx(directory, stem) for stem in IDX_FILES["train"]):
         # Four-file layout: the files' own splits; a lone train file is an error, not MNIST-10k.
         stems = IDX_FILES["train"] + IDX_FILES["test"]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from rdc_keras import data, runs, study_plan, study_report
+from rdc_keras import data, remote, runs, study_plan, study_report
 from rdc_keras.files import atomic_write, claim, read_json, write_json
 from rdc_keras.layers import rate_bits
 from rdc_keras.studies import BASES, PRESETS, StudyConfig, study_config
@@ -317,6 +317,22 @@ def run_study(
             "--strategy=multi_worker trains one model over a cluster: use it with --model=NAME "
             "(every worker runs the same command with its own TF_CONFIG)"
         )
+    if remote.is_remote(workdir):
+        return _run_remote_study(
+            config,
+            str(workdir),
+            dict(
+                seed=seed,
+                export=export,
+                train_overrides=train_overrides,
+                bases=bases,
+                verbose=verbose,
+                compare=compare,
+                report_only=report_only,
+                seeds=seeds,
+            ),
+            log,
+        )
     compared = [compared_study(path) for path in compare]  # checked before any training
     seeds = _check_seeds(seeds, seed)
     root = pathlib.Path(workdir)
@@ -370,6 +386,25 @@ def run_study(
     return results
 
 
+def _run_remote_study(config: StudyConfig, url: str, options: dict, log) -> dict[str, Any]:
+    """`run_study` into a `tf.io.gfile` URL by one process: the study is staged in a local
+    directory (pulled first, so it resumes), pushed after every finished model and at the end
+    (`rdc_keras.remote`); its results name the URL. No claims reach the URL: one process per
+    URL study (a cluster's `--model` processes need a shared local or NFS directory)."""
+    with remote.staged(url) as local:
+
+        def pushing(line: str) -> None:
+            log(line.replace(str(local), url))
+            if line.startswith("["):  # a model, the classifier or the judge finished
+                remote.push(local, url)
+
+        try:
+            results = run_study(config, local, log=pushing, **options)
+        except ValueError as error:  # name the directory the user gave, not the staging
+            raise ValueError(str(error).replace(str(local), url)) from None
+        return remote.renamed_paths(results, {str(local): url})
+
+
 def run_model(
     config: StudyConfig,
     workdir: str | pathlib.Path,
@@ -408,6 +443,7 @@ def run_model(
     """
     bases = _check_bases(bases)
     seeds = _check_seeds(seeds, seed)
+    remote.check_local(workdir, "--workdir", "--model claims its model with a file lock")
     root = pathlib.Path(workdir)
     jobs = study_plan.jobs(config, root, bases, seeds)
     names = [row["model"] for row in study_plan.entries(jobs, root)]

@@ -14,12 +14,15 @@ is read or written).
 from __future__ import annotations
 
 import glob
+import io
 import os
 import pathlib
+import tempfile
 from typing import Any
 
 import numpy as np
 
+from rdc_keras import remote
 from rdc_keras.files import (
     atomic_directory,
     atomic_write,
@@ -234,8 +237,11 @@ def _replaceable(output: pathlib.Path, flag: str = "--output") -> None:
         )
 
 
-def check_output(output: str | os.PathLike, flag: str = "--output") -> pathlib.Path:
-    """Checks, before any work, that `write_images` can write to `output` (.npy or PNG set)."""
+def check_output(output: str | os.PathLike, flag: str = "--output") -> pathlib.Path | str:
+    """Checks, before any work, that `write_images` can write to `output` (.npy or PNG set;
+    local, or a `tf.io.gfile` URL)."""
+    if remote.is_remote(output):
+        return _check_remote_output(os.fspath(output), flag)
     if _is_npy(output):
         return check_output_file(output, flag)
     output = pathlib.Path(output)
@@ -243,6 +249,38 @@ def check_output(output: str | os.PathLike, flag: str = "--output") -> pathlib.P
     # The set is staged beside `output` and renamed into place: its parent must be writable.
     check_output_dir(pathlib.Path(os.path.abspath(output)).parent, flag)
     return output
+
+
+def _check_remote_output(output: str, flag: str) -> str:
+    """`check_output` of a URL: a .npy file's location, or a PNG set's directory as it is now
+    (pulled into a temporary copy and checked like a local one)."""
+    if _is_npy(output):
+        return remote.check_output_file(output, flag)
+    remote.check_output_dir(output, flag)  # a file in the way, an unknown scheme
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = pathlib.Path(scratch) / "images"
+        remote.pull(output, copy)
+        try:
+            _replaceable(copy, flag)
+        except ValueError as error:
+            raise ValueError(str(error).replace(str(copy), output)) from None
+    return output
+
+
+def _write_remote(images: np.ndarray, output: str, names: list[str] | None) -> list[str]:
+    """`write_images` to a URL: a .npy file written beside it and renamed; a PNG set written
+    into a local copy of the directory and pushed (`rdc_keras.remote`)."""
+    if _is_npy(output):
+        buffer = io.BytesIO()
+        np.save(buffer, images.astype(np.float32))
+        remote.write_bytes(output, buffer.getvalue())
+        return [output]
+    with remote.staged(output, "images") as local:
+        try:
+            written = write_images(images, local, names)
+        except ValueError as error:
+            raise ValueError(str(error).replace(str(local), output)) from None
+    return [remote.join(output, pathlib.Path(path).name) for path in written]
 
 
 def write_images(
@@ -259,6 +297,8 @@ def write_images(
     Raises:
       ValueError: two images would get the same file name (also up to letter case).
     """
+    if remote.is_remote(output):
+        return _write_remote(images, os.fspath(output), names)
     is_npy, output = _is_npy(output), pathlib.Path(output)
     if is_npy:
 

@@ -41,6 +41,7 @@ __all__ = [
     "check_local",
     "check_output_dir",
     "check_output_file",
+    "is_dir",
     "is_file",
     "is_remote",
     "join",
@@ -49,6 +50,7 @@ __all__ = [
     "push",
     "read_bytes",
     "read_json",
+    "renamed_paths",
     "staged",
     "write_bytes",
     "write_json",
@@ -110,12 +112,30 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         return handle.read()
 
 
+def is_dir(path: str | os.PathLike) -> bool:
+    """Whether a local or remote path is an existing directory."""
+    if not is_remote(path):
+        return pathlib.Path(path).is_dir()
+    return bool(_gfile().isdir(os.fspath(path)))
+
+
 def is_file(path: str | os.PathLike) -> bool:
     """Whether a local or remote path is an existing file."""
     if not is_remote(path):
         return pathlib.Path(path).is_file()
     gfile = _gfile()
     return gfile.exists(os.fspath(path)) and not gfile.isdir(os.fspath(path))
+
+
+def renamed_paths(payload: object, mapping: dict[str, str]) -> object:
+    """`payload` (JSON-like) with every string's `local` prefixes replaced by their URLs: the
+    results of work done on `local_copy` directories, reported under the paths the user gave."""
+    import json
+
+    text = json.dumps(payload)
+    for local, url in mapping.items():
+        text = text.replace(json.dumps(local)[1:-1], json.dumps(url)[1:-1])
+    return json.loads(text)
 
 
 _COPIES: dict[str, pathlib.Path] = {}
@@ -176,9 +196,12 @@ def pull(remote: str, local: str | os.PathLike) -> int:
     for directory, _, names in gfile.walk(remote):
         relative = directory[len(remote.rstrip("/")) :].strip("/")
         for name in names:
+            source_path = join(directory, name)
+            if not gfile.exists(source_path) or gfile.isdir(source_path):
+                continue  # listed by name prefix (see _remove_absent), not a file here
             target = local / relative / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            with gfile.GFile(join(directory, name), "rb") as source:
+            with gfile.GFile(source_path, "rb") as source:
                 data = source.read()
             if name.endswith(".json"):
                 data = _mapped(data, remote.rstrip("/"), str(local))
@@ -187,19 +210,29 @@ def pull(remote: str, local: str | os.PathLike) -> int:
     return count
 
 
+# (local dir, remote dir, relative path) -> (mtime_ns, size) of the file as this process pushed it.
+_PUSHED: dict[tuple[str, str, str], tuple[int, int]] = {}
+
+
 def push(local: str | os.PathLike, remote: str, last: Sequence[str] = ("results.json",)) -> int:
     """Copies every file under `local` to `remote`, each through a staged name and a rename.
 
     Files named in `last` go after all others (a reader that sees them sees the rest); remote
     files and directories that no longer exist locally are removed (a finished run's backup/).
-    Paths of `local` inside JSON files become the remote directory's. Returns the files copied.
+    Paths of `local` inside JSON files become the remote directory's. A file this process already
+    pushed from `local` and has not changed since is not copied again. Returns the files copied.
     """
     gfile, local = _gfile(), pathlib.Path(local)
     files = _files(local)
     files.sort(key=lambda path: path.name in last)
     wanted = {path.relative_to(local).as_posix() for path in files}
+    copied = 0
     for path in files:
         relative = path.relative_to(local).as_posix()
+        stat = path.stat()
+        key, stamp = (str(local), remote, relative), (stat.st_mtime_ns, stat.st_size)
+        if _PUSHED.get(key) == stamp:  # unchanged since this process pushed it
+            continue
         target = join(remote, relative)
         parent = target.rsplit("/", 1)[0]
         gfile.makedirs(parent)
@@ -210,8 +243,10 @@ def push(local: str | os.PathLike, remote: str, last: Sequence[str] = ("results.
         with gfile.GFile(staging, "wb") as handle:
             handle.write(data)
         gfile.rename(staging, target, overwrite=True)
+        _PUSHED[key] = stamp
+        copied += 1
     _remove_absent(remote, wanted)
-    return len(files)
+    return copied
 
 
 def _remove_absent(remote: str, wanted: set[str]) -> None:
@@ -223,9 +258,11 @@ def _remove_absent(remote: str, wanted: set[str]) -> None:
     for directory, _, names in list(gfile.walk(remote)):
         relative = directory[len(root) :].strip("/")
         for name in names:
-            path = f"{relative}/{name}".strip("/")
-            if path not in wanted:
-                gfile.remove(join(directory, name))
+            path, target = f"{relative}/{name}".strip("/"), join(directory, name)
+            # exists(): some file systems list by name prefix (ram:// lists c0.04's files under
+            # c0), so a listed name is not always a file of that directory.
+            if path not in wanted and gfile.exists(target) and not gfile.isdir(target):
+                gfile.remove(target)
     kept = {"/".join(path.split("/")[:depth]) for path in wanted for depth in range(1, 99)}
     for directory, _, _ in sorted(gfile.walk(remote), key=lambda entry: -len(entry[0])):
         relative = directory[len(root) :].strip("/")

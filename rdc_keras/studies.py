@@ -9,9 +9,9 @@ presets (`digits-rdp`, `mnist10k-rdp`, `mnist10k-rdpc`) add the W1 term (digest 
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Any
 
+from rdc_keras import remote
 from rdc_keras.config import PRECISIONS, SCHEDULES
 
 __all__ = ["BASES", "PRESETS", "StudyConfig", "study_config"]
@@ -174,6 +174,6 @@ def study_config(preset: str, **overrides: Any) -> StudyConfig:
         )
     if not config.rates or any(d < 1 or levels < 2 for d, levels in config.rates):
         raise ValueError(f"rates must be (latent_dim >= 1, num_levels >= 2) pairs: {config.rates}")
-    if config.data_dir is not None and not pathlib.Path(config.data_dir).is_dir():
+    if config.data_dir is not None and not remote.is_dir(config.data_dir):
         raise ValueError(f"--data_dir={config.data_dir}: directory not found")
     return config

@@ -59,7 +59,7 @@ def _bad_cases(run: pathlib.Path, root: pathlib.Path, mnist: pathlib.Path) -> di
         ),
         "negative_w1": ([f"--run={run}", "--w1_steps=-1"], "--w1_steps"),
         "bad_split": ([f"--run={run}", "--split=val"], "--split"),
-        "run_url": (["--run=ram://runs/a"], "--run=ram://runs/a: must be a local or NFS path"),
+        "run_url_missing": (["--run=ram://runs/a"], "--run=ram://runs/a: directory not found"),
     }
 
 
@@ -146,7 +146,7 @@ def test_find_runs_expands_directories_above_runs(tiny_run, universal_dir, tmp_p
         "wrong_image_shape",
         "negative_w1",
         "bad_split",
-        "run_url",
+        "run_url_missing",
     ],
 )
 def test_bad_input_fails_with_one_line_and_writes_nothing(results, tiny_run, mnist_dir, name):

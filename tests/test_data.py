@@ -548,3 +548,18 @@ def test_prepared_tfds_mnist_full_size(tmp_path, network_guard):
         np.testing.assert_array_equal(to_uint8(x_idx), expected[split][0])
         np.testing.assert_array_equal(y_idx, expected[split][1])
     assert network_guard == []
+
+
+def test_mnist_idx_data_dir_may_be_a_gfile_url(mnist_dir, mnist10k):
+    from rdc_keras import remote
+    from rdc_keras.config import TrainConfig
+
+    url = "ram://data/mnist"
+    for path in mnist_dir.glob("t10k-*"):
+        remote.write_bytes(f"{url}/{path.name}", path.read_bytes())
+    images, labels = data.load_arrays("mnist_idx", "test", url)
+    np.testing.assert_array_equal(images, mnist10k["test"][0])
+    np.testing.assert_array_equal(labels, mnist10k["test"][1])
+    TrainConfig(workdir="w", dataset="mnist_idx", data_dir=url).validate()  # accepted
+    with pytest.raises(ValueError, match="--data_dir=ram://data/none: directory not found"):
+        TrainConfig(workdir="w", dataset="mnist_idx", data_dir="ram://data/none").validate()

@@ -517,3 +517,29 @@ def test_report_only_leaves_out_unfinished_models_of_further_seeds(seeded):
     report = (seeded["root"] / "report.md").read_text()
     assert "n = 3 unless a cell says otherwise" in report and "(n=2)" in report
     assert not (seeded["root"] / "seed-9").exists()
+
+
+def test_a_study_runs_into_a_gfile_url_by_one_process():
+    import tensorflow as tf
+
+    url, config = "ram://studies/tiny", _tiny(rates=(MAIN,), grid_images=2)
+    common = dict(seed=3, export=False, bases=("paper",))
+    lines = []
+    results = experiment.run_study(config, url, log=lines.append, **common)
+    tree = {}
+    for directory, _, names in tf.io.gfile.walk(url):
+        for name in names:
+            path = f"{directory.rstrip('/')}/{name}"
+            if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):  # ram:// lists by prefix
+                with tf.io.gfile.GFile(path, "rb") as handle:
+                    tree[f"{directory[len(url) :].strip('/')}/{name}".strip("/")] = handle.read()
+    assert json.loads(tree["results.json"]) == json.loads(json.dumps(results))
+    assert {"report.md", "results.csv", "study.json", "figures/tradeoff.png"} <= set(tree)
+    assert len([name for name in tree if name.endswith("/results.json")]) == 4  # the trainings
+    assert not any(b"rdc-staged-" in data for data in tree.values())
+    assert not any("rdc-staged-" in line for line in lines)
+    again = []
+    experiment.run_study(config, url, log=again.append, **common)
+    assert not any("ETA" in line for line in again)  # resumed from the URL: nothing to train
+    with pytest.raises(ValueError, match="--workdir=ram://studies/tiny: must be a local or NFS"):
+        experiment.run_model(config, url, "e2e-d2-L3-c0", **common)

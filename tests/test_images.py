@@ -172,3 +172,30 @@ def test_png_set_files_are_named_after_the_images(tmp_path, images):
     assert sorted(pathlib.Path(p).name for p in written) == ["7.png", "chat-é.png"]
     marker = json.loads((tmp_path / "out" / images_lib.SET_MARKER).read_text())
     assert marker["files"] == ["7.png", "chat-é.png"]
+
+
+def test_png_sets_and_npy_files_go_to_gfile_urls(images):
+    import tensorflow as tf
+
+    gfile = tf.io.gfile
+    url = "ram://decoded/set"
+    assert images_lib.check_output(url) == url
+    written = images_lib.write_images(images[:2], url, ["seven", "chat"])
+    assert written == [f"{url}/seven.png", f"{url}/chat.png"]
+    assert sorted(gfile.listdir(url)) == sorted(["seven.png", "chat.png", images_lib.SET_MARKER])
+    with gfile.GFile(f"{url}/seven.png", "rb") as handle:
+        assert handle.read().startswith(b"\x89PNG")
+    images_lib.write_images(images[2:3], url)  # an earlier set is replaced whole
+    assert sorted(gfile.listdir(url)) == sorted(["image_00000.png", images_lib.SET_MARKER])
+    with gfile.GFile("ram://decoded/mine/notes.txt", "w") as handle:
+        handle.write("the user's own file")
+    with pytest.raises(ValueError, match=r"^--output=ram://decoded/mine: directory holds other"):
+        images_lib.check_output("ram://decoded/mine")
+    with pytest.raises(ValueError, match=r"^--output=ram://decoded/mine: directory holds other"):
+        images_lib.write_images(images[:1], "ram://decoded/mine")
+    assert gfile.listdir("ram://decoded/mine") == ["notes.txt"]
+    images_lib.write_images(images[:3], "ram://decoded/all.npy")
+    with gfile.GFile("ram://decoded/all.npy", "rb") as handle:
+        import io
+
+        np.testing.assert_array_equal(np.load(io.BytesIO(handle.read())), images[:3])

@@ -23,7 +23,10 @@ def _tree(url: str) -> dict[str, bytes]:
     out = {}
     for directory, _, names in gfile.walk(url):
         for name in names:
-            with gfile.GFile(f"{directory.rstrip('/')}/{name}", "rb") as handle:
+            path = f"{directory.rstrip('/')}/{name}"
+            if not gfile.exists(path) or gfile.isdir(path):  # ram:// lists by name prefix
+                continue
+            with gfile.GFile(path, "rb") as handle:
                 out[f"{directory[len(url) :].strip('/')}/{name}".strip("/")] = handle.read()
     return out
 
@@ -201,3 +204,25 @@ def test_local_copy_pulls_a_url_once_and_keeps_local_paths(tmp_path):
     remote.write_bytes("ram://copy/model/assets/rdc.json", b"changed")
     assert remote.local_copy("ram://copy/model/") == copy  # cached: pulled once per process
     assert remote.local_copy("ram://copy/single.bin").read_bytes() == b"xyz"
+
+
+def test_renamed_paths_report_local_copies_under_their_urls():
+    payload = {"runs": [{"run": "/tmp/rdc-copy-x/run", "head": "/tmp/rdc-copy-x/run/heads/h"}]}
+    mapping = {"/tmp/rdc-copy-x/run": "gs://b/run"}
+    assert remote.renamed_paths(payload, mapping) == {
+        "runs": [{"run": "gs://b/run", "head": "gs://b/run/heads/h"}]
+    }
+
+
+def test_pull_and_push_survive_listings_by_name_prefix(tmp_path):
+    # ram:// lists c0.04's files under c0 (as ".04"); neither side may trip over it.
+    local = tmp_path / "run"
+    for relative in ("c0/x.txt", "c0.04/y.txt"):
+        (local / relative).parent.mkdir(parents=True, exist_ok=True)
+        (local / relative).write_text(relative)
+    url = "ram://prefix/run"
+    remote.push(local, url)
+    remote.push(local, url)
+    assert set(_tree(url)) == {"c0/x.txt", "c0.04/y.txt"}
+    assert remote.pull(url, tmp_path / "back") == 2
+    assert (tmp_path / "back" / "c0.04" / "y.txt").read_text() == "c0.04/y.txt"

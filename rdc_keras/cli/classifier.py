@@ -33,7 +33,7 @@ def _define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if FLAGS.data_dir is not None and not pathlib.Path(FLAGS.data_dir).is_dir():
+    if FLAGS.data_dir is not None and not remote.is_dir(FLAGS.data_dir):
         raise ValueError(f"--data_dir={FLAGS.data_dir}: directory not found")
     for name in ("epochs", "batch_size"):
         if getattr(FLAGS, name) is not None and getattr(FLAGS, name) < 1:

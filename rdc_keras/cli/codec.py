@@ -153,7 +153,6 @@ def main(command: str, argv: list[str]) -> None:
     if command == "compress":
         remote.check_output_file(FLAGS.output, "--output")
     else:
-        remote.check_local(FLAGS.output, "--output", "decompressed images: not yet to URLs")
         check_output(FLAGS.output)
     if FLAGS.json:
         remote.check_output_file(FLAGS.json, "--json")

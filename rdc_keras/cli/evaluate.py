@@ -55,22 +55,31 @@ def main(argv: list[str]) -> None:
         raise ValueError("give --run (a finished run, or a directory above runs such as a study)")
     if FLAGS.w1_steps < 0 or FLAGS.batch_size < 1:
         raise ValueError("--w1_steps must be >= 0 and --batch_size >= 1")
-    for run in FLAGS.run:
-        remote.check_local(run, "--run", "runs are read from local or NFS paths")
     if FLAGS.output:
         remote.check_output_file(FLAGS.output, "--output")  # before the evaluation, not after it
+    # Runs (and a judge) given as URLs are read from local copies, reported under their URLs.
+    local = {}
+    for flag, path in [
+        *(("--run", run) for run in FLAGS.run),
+        ("--classifier_dir", FLAGS.classifier_dir),
+    ]:
+        if remote.is_remote(path):
+            if not remote.is_dir(path):
+                raise ValueError(f"{flag}={path}: directory not found")
+            local[path] = str(remote.local_copy(path))
     results = evaluate_runs(
-        FLAGS.run,
+        [local.get(run, run) for run in FLAGS.run],
         heads=FLAGS.head,
         dataset=FLAGS.dataset,
         data_dir=FLAGS.data_dir,
         split=FLAGS.split,
-        classifier_dir=FLAGS.classifier_dir,
+        classifier_dir=local.get(FLAGS.classifier_dir, FLAGS.classifier_dir),
         seed=FLAGS.seed,
         w1_steps=FLAGS.w1_steps,
         batch_size=FLAGS.batch_size,
         log=(lambda line: print(line, flush=True)) if FLAGS.verbose else None,
     )
+    results = remote.renamed_paths(results, {path: url for url, path in local.items()})
     if FLAGS.output:
         remote.write_json(FLAGS.output, results)
         if FLAGS.verbose:

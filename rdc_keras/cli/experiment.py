@@ -28,7 +28,6 @@ from absl import app, flags
 from rdc_keras import config as config_lib
 from rdc_keras import data, experiment, remote, study_plan
 from rdc_keras.cli.common import main_wrapper, number_list, parse_flags
-from rdc_keras.files import check_output_dir
 
 __all__ = ["run"]
 
@@ -196,8 +195,9 @@ def main(argv: list[str]) -> None:
             text = study_plan.slurm_script(rows, command, config.name)
         print(text, end="")
         return
-    remote.check_local(FLAGS.workdir, "--workdir", "a study claims its models with file locks")
-    check_output_dir(FLAGS.workdir, "--workdir")
+    if FLAGS.model:
+        remote.check_local(FLAGS.workdir, "--workdir", "--model claims its model with a file lock")
+    remote.check_output_dir(FLAGS.workdir, "--workdir")
     common = dict(
         train_overrides={"strategy": FLAGS.strategy} if FLAGS.strategy != "default" else None,
         seed=seed,
