@@ -398,10 +398,8 @@ def _run_remote_study(config: StudyConfig, url: str, options: dict, log) -> dict
             if line.startswith("["):  # a model, the classifier or the judge finished
                 remote.push(local, url)
 
-        try:
+        with remote.reported_as(local, url):
             results = run_study(config, local, log=pushing, **options)
-        except ValueError as error:  # name the directory the user gave, not the staging
-            raise ValueError(str(error).replace(str(local), url)) from None
         return remote.renamed_paths(results, {str(local): url})
 
 

@@ -260,10 +260,8 @@ def _check_remote_output(output: str, flag: str) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         copy = pathlib.Path(scratch) / "images"
         remote.pull(output, copy)
-        try:
+        with remote.reported_as(copy, output):
             _replaceable(copy, flag)
-        except ValueError as error:
-            raise ValueError(str(error).replace(str(copy), output)) from None
     return output
 
 
@@ -275,11 +273,8 @@ def _write_remote(images: np.ndarray, output: str, names: list[str] | None) -> l
         np.save(buffer, images.astype(np.float32))
         remote.write_bytes(output, buffer.getvalue())
         return [output]
-    with remote.staged(output, "images") as local:
-        try:
-            written = write_images(images, local, names)
-        except ValueError as error:
-            raise ValueError(str(error).replace(str(local), output)) from None
+    with remote.staged(output, "images") as local, remote.reported_as(local, output):
+        written = write_images(images, local, names)
     return [remote.join(output, pathlib.Path(path).name) for path in written]
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "read_bytes",
     "read_json",
     "renamed_paths",
+    "reported_as",
     "staged",
     "write_bytes",
     "write_json",
@@ -182,6 +183,21 @@ def _mapped(data: bytes, old: str, new: str) -> bytes:
     return data.replace(old.encode(), new.encode())
 
 
+def _remote_files(remote: str) -> Iterator[tuple[str, str]]:
+    """(relative path, URL) of every file under the remote directory `remote`.
+
+    Some file systems list a directory's children by name prefix (ram:// lists c0.04's files
+    under c0, as ".04"), so a listed name counts only if it is a file of that directory.
+    """
+    gfile, root = _gfile(), remote.rstrip("/")
+    for directory, _, names in list(gfile.walk(remote)):
+        relative = directory[len(root) :].strip("/")
+        for name in names:
+            url = join(directory, name)
+            if gfile.exists(url) and not gfile.isdir(url):
+                yield f"{relative}/{name}".strip("/"), url
+
+
 def pull(remote: str, local: str | os.PathLike) -> int:
     """Copies every file under `remote` into `local` (created); returns the number of files.
 
@@ -193,20 +209,14 @@ def pull(remote: str, local: str | os.PathLike) -> int:
     if not gfile.isdir(remote):
         return 0
     count = 0
-    for directory, _, names in gfile.walk(remote):
-        relative = directory[len(remote.rstrip("/")) :].strip("/")
-        for name in names:
-            source_path = join(directory, name)
-            if not gfile.exists(source_path) or gfile.isdir(source_path):
-                continue  # listed by name prefix (see _remove_absent), not a file here
-            target = local / relative / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with gfile.GFile(source_path, "rb") as source:
-                data = source.read()
-            if name.endswith(".json"):
-                data = _mapped(data, remote.rstrip("/"), str(local))
-            target.write_bytes(data)
-            count += 1
+    for relative, url in _remote_files(remote):
+        target = local / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = read_bytes(url)
+        if target.suffix == ".json":
+            data = _mapped(data, remote.rstrip("/"), str(local))
+        target.write_bytes(data)
+        count += 1
     return count
 
 
@@ -222,7 +232,7 @@ def push(local: str | os.PathLike, remote: str, last: Sequence[str] = ("results.
     Paths of `local` inside JSON files become the remote directory's. A file this process already
     pushed from `local` and has not changed since is not copied again. Returns the files copied.
     """
-    gfile, local = _gfile(), pathlib.Path(local)
+    local = pathlib.Path(local)
     files = _files(local)
     files.sort(key=lambda path: path.name in last)
     wanted = {path.relative_to(local).as_posix() for path in files}
@@ -233,16 +243,10 @@ def push(local: str | os.PathLike, remote: str, last: Sequence[str] = ("results.
         key, stamp = (str(local), remote, relative), (stat.st_mtime_ns, stat.st_size)
         if _PUSHED.get(key) == stamp:  # unchanged since this process pushed it
             continue
-        target = join(remote, relative)
-        parent = target.rsplit("/", 1)[0]
-        gfile.makedirs(parent)
         data = path.read_bytes()
         if path.suffix == ".json":
             data = _mapped(data, str(local), remote.rstrip("/"))
-        staging = join(parent, f".{path.name}.push.tmp")
-        with gfile.GFile(staging, "wb") as handle:
-            handle.write(data)
-        gfile.rename(staging, target, overwrite=True)
+        write_bytes(join(remote, relative), data)
         _PUSHED[key] = stamp
         copied += 1
     _remove_absent(remote, wanted)
@@ -255,14 +259,9 @@ def _remove_absent(remote: str, wanted: set[str]) -> None:
     if not gfile.isdir(remote):
         return
     root = remote.rstrip("/")
-    for directory, _, names in list(gfile.walk(remote)):
-        relative = directory[len(root) :].strip("/")
-        for name in names:
-            path, target = f"{relative}/{name}".strip("/"), join(directory, name)
-            # exists(): some file systems list by name prefix (ram:// lists c0.04's files under
-            # c0), so a listed name is not always a file of that directory.
-            if path not in wanted and gfile.exists(target) and not gfile.isdir(target):
-                gfile.remove(target)
+    for relative, url in list(_remote_files(remote)):
+        if relative not in wanted:
+            gfile.remove(url)
     kept = {"/".join(path.split("/")[:depth]) for path in wanted for depth in range(1, 99)}
     for directory, _, _ in sorted(gfile.walk(remote), key=lambda entry: -len(entry[0])):
         relative = directory[len(root) :].strip("/")
@@ -301,15 +300,11 @@ def check_output_file(path: str | os.PathLike, flag: str) -> str:
     """
     if not is_remote(path):
         return str(check_output_file_locally(path, flag))
-    import tensorflow as tf
-
     gfile, path = _gfile(), os.fspath(path)
-    try:
+    with _one_line(flag, path):
         if path.endswith("/") or gfile.isdir(path):
             raise ValueError(f"{flag}={path}: names a directory, expected a file")
         gfile.makedirs(path.rsplit("/", 1)[0])
-    except tf.errors.OpError as error:
-        raise ValueError(f"{flag}={path}: {error.message.splitlines()[0]}") from None
     return path
 
 
@@ -322,15 +317,30 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> str:
     """
     if not is_remote(path):
         return str(check_output_dir_locally(path, flag))
-    import tensorflow as tf
-
-    path = os.fspath(path)
-
-    gfile = _gfile()
-    try:
+    gfile, path = _gfile(), os.fspath(path)
+    with _one_line(flag, path):
         if gfile.exists(path) and not gfile.isdir(path):
             raise ValueError(f"{flag}={path}: exists and is not a directory")
         gfile.makedirs(path)
+    return path
+
+
+@contextlib.contextmanager
+def _one_line(flag: str, path: str) -> Iterator[None]:
+    """A file system's error (unknown scheme, no access) as one line naming the flag."""
+    import tensorflow as tf
+
+    try:
+        yield
     except tf.errors.OpError as error:
         raise ValueError(f"{flag}={path}: {error.message.splitlines()[0]}") from None
-    return path
+
+
+@contextlib.contextmanager
+def reported_as(local: str | os.PathLike, url: str) -> Iterator[None]:
+    """Re-raises a ValueError about work done in the local stand-in `local` of `url` (a staged
+    or pulled copy) naming `url` instead, the path the user gave."""
+    try:
+        yield
+    except ValueError as error:
+        raise ValueError(str(error).replace(str(local), url)) from None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rdc_keras.files import atomic_write
-from rdc_keras.spread import aggregate, paired
+from rdc_keras.spread import aggregate, mean_std, paired
 from rdc_keras.tradeoff import (
     AXES,
     UNIVERSAL_FAMILIES,
@@ -38,6 +38,7 @@ from rdc_keras.tradeoff import (
     matched_tradeoff,
     pareto_front,
     penalties,
+    penalty_percent,
 )
 
 if TYPE_CHECKING:
@@ -152,10 +153,10 @@ def findings(
     """
 
     def percent(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else 100.0 * (a - b) / b
+        return None if a is None or b is None else penalty_percent(a, b)
 
     def mean(values: list[float]) -> float | None:
-        return float(np.mean(values)) if values else None
+        return mean_std(values)[0]
 
     def lowest(seed: int, family: str) -> float | None:
         values = [
@@ -488,7 +489,7 @@ def _comparison(results: dict[str, Any], config: StudyConfig, rate: float) -> li
         out.append(
             f"- {family}: mean distortion penalty {np.mean(values):+.1f}% at matched {matched}; "
             f"lowest MSE {best_universal:.5f} vs lowest E2E MSE {best_e2e:.5f} "
-            f"({100 * (best_universal - best_e2e) / best_e2e:+.1f}%)."
+            f"({penalty_percent(best_universal, best_e2e):+.1f}%)."
         )
     return out
 

@@ -26,6 +26,7 @@ __all__ = [
     "matched_tradeoff",
     "pareto_front",
     "penalties",
+    "penalty_percent",
 ]
 
 Row = dict[str, Any]
@@ -38,6 +39,11 @@ AXES = {
     "w1": ("W1", "W1", ".4f"),
     "judge_fd": ("judge FD", "judge FD", ".4g"),
 }
+
+
+def penalty_percent(mse: float, reference: float) -> float:
+    """The distortion penalty of `mse` against a reference MSE, in %: 100 (mse - ref) / ref."""
+    return 100.0 * (mse - reference) / reference
 
 
 def at_main_rate(row: Row, config: StudyConfig) -> bool:
@@ -85,7 +91,7 @@ def penalties(rows: list[Row], config: StudyConfig) -> list[Row]:
                 "lambda_p": _point(row)[1],
                 "mse_e2e": ref["mse"],
                 "mse_universal": row["mse"],
-                "distortion_penalty_percent": 100.0 * (row["mse"] - ref["mse"]) / ref["mse"],
+                "distortion_penalty_percent": penalty_percent(row["mse"], ref["mse"]),
                 "ce_e2e": ref["ce_nats"],
                 "ce_universal": row["ce_nats"],
                 "accuracy_e2e": ref["accuracy"],
@@ -161,7 +167,7 @@ def matched_tradeoff(rows: list[Row], config: StudyConfig) -> list[Row]:
             if value is None or not front:
                 continue
             mse_front = _interpolate(front, value)
-            penalty = None if mse_front is None else 100.0 * (row["mse"] - mse_front) / mse_front
+            penalty = None if mse_front is None else penalty_percent(row["mse"], mse_front)
             out.append(
                 {
                     "family": row["family"],

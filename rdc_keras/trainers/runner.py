@@ -240,11 +240,8 @@ def train_run(config: TrainConfig) -> dict[str, Any]:
                 "it to a local directory"
             )
     config.validate()
-    with remote.staged(config.workdir) as local:
-        try:
-            _train_run(dataclasses.replace(config, workdir=str(local)), config.workdir)
-        except ValueError as error:  # name the work directory the user gave, not the staging
-            raise ValueError(str(error).replace(str(local), config.workdir)) from None
+    with remote.staged(config.workdir) as local, remote.reported_as(local, config.workdir):
+        _train_run(dataclasses.replace(config, workdir=str(local)), config.workdir)
     return remote.read_json(remote.join(config.workdir, "results.json"))
 
 
