@@ -47,6 +47,14 @@ class StudyConfig:
     # Training settings of every model (TrainConfig fields); "alternate" is the paper's schedule.
     schedule: str = "joint"
     mixed_precision: str = "float32"
+    # The multi-head base's heads (None: one per universal lambda_c). A study of a few universal
+    # heads (e.g. lambda_c = 0 over several seeds) keeps the same base encoder as the full grid.
+    multihead_lambda_c: tuple[float, ...] | None = None
+
+    @property
+    def multihead_heads(self) -> tuple[float, ...]:
+        """lambda_c of each head of the multi-head base encoder."""
+        return tuple(self.multihead_lambda_c or self.universal_lambda_c)
 
     @property
     def is_perception(self) -> bool:
@@ -160,6 +168,10 @@ def study_config(preset: str, **overrides: Any) -> StudyConfig:
         name: getattr(config, name)
         for name in ("e2e_lambda_c", "universal_lambda_c", "e2e_lambda_p", "universal_lambda_p")
     }
+    if config.multihead_lambda_c is not None:
+        grids["multihead_lambda_c"] = config.multihead_lambda_c
+        if tuple(config.multihead_lambda_c) == tuple(config.universal_lambda_c):
+            config = dataclasses.replace(config, multihead_lambda_c=None)  # the default's study
     for name, values in grids.items():
         if not values or any(not value >= 0 for value in values):
             raise ValueError(f"{name} must be one or more values >= 0, got {list(values)}")

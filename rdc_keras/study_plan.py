@@ -143,8 +143,8 @@ def _seed_jobs(config: StudyConfig, root: pathlib.Path, bases: Sequence[str]) ->
     paper_critic = paper_base.head_dir(paper_name) / "critic"
     base_dirs = {"paper": paper_base.path, "multihead": root / "multihead" / tag}
     base_names = {"paper": paper_name, "multihead": "multihead"}
-    if "multihead" in bases:  # trained without a critic (one head per universal lambda_c)
-        train = {"multihead_lambda_c": tuple(config.universal_lambda_c)}
+    if "multihead" in bases:  # trained without a critic (one head per multihead_heads)
+        train = {"multihead_lambda_c": config.multihead_heads}
         multihead = Job(
             "multihead-joint", main_rate, math.nan, 0.0, base_dirs["multihead"], "multihead", train
         )

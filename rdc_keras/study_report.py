@@ -417,6 +417,9 @@ def _training(results: dict[str, Any], config: StudyConfig, families: set[str]) 
         )
     if "universal-multihead" in families:
         heads = "per universal grid point" if perception else "per λc"
+        base_heads = getattr(config, "multihead_lambda_c", None)
+        if base_heads:
+            heads = f"per λc in {list(base_heads)}"
         out.append(
             f"- **Universal, multi-head base**: an encoder trained jointly with one head {heads} "
             "(loss = mean of the head losses), then frozen; a new decoder is trained on it for "

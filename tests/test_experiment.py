@@ -271,6 +271,8 @@ def test_changed_settings_are_refused(study):
         ({"data_dir": "/nonexistent/rdc"}, "data_dir"),
         ({"e2e_lambda_c": (0.0, -0.01), "base_lambda_c": 0.0}, "e2e_lambda_c"),
         ({"universal_lambda_c": ()}, "universal_lambda_c"),
+        ({"multihead_lambda_c": (0.0, -0.01)}, "multihead_lambda_c"),
+        ({"multihead_lambda_c": ()}, "multihead_lambda_c"),
     ],
 )
 def test_bad_study_settings_raise(overrides, match):
@@ -278,6 +280,15 @@ def test_bad_study_settings_raise(overrides, match):
         experiment.study_config("digits", **overrides)
     with pytest.raises(ValueError, match="unknown study preset"):
         experiment.study_config("cifar")
+
+
+def test_the_multihead_base_grid_defaults_to_the_universal_one():
+    grid = experiment.PRESETS["digits"].universal_lambda_c
+    same = experiment.study_config("digits", multihead_lambda_c=grid)
+    assert same == experiment.study_config("digits")  # recorded as the default's study
+    assert same.multihead_heads == grid
+    fewer = experiment.study_config("digits", universal_lambda_c=(0.0,), multihead_lambda_c=grid)
+    assert fewer.multihead_lambda_c == grid and fewer.multihead_heads == grid
 
 
 def test_presets_are_consistent():

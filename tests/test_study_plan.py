@@ -48,6 +48,28 @@ def test_entries_name_every_model_with_its_dependencies(config, tmp_path):
     assert workdirs["report"] == "." and workdirs["classifier"] == "classifier"
 
 
+def test_the_multihead_base_keeps_its_heads_when_fewer_universal_heads_are_trained(tmp_path):
+    full = study_config("digits", rates=((2, 3),), e2e_lambda_c=(0.0, 0.04), base_lambda_c=0.04)
+    grid = full.universal_lambda_c
+    few = study_config(
+        "digits",
+        rates=((2, 3),),
+        e2e_lambda_c=(0.0, 0.04),
+        base_lambda_c=0.04,
+        universal_lambda_c=(0.0,),
+        multihead_lambda_c=grid,
+    )
+    full_jobs = {job.name: job for job in study_plan.jobs(full, tmp_path)}
+    few_jobs = {job.name: job for job in study_plan.jobs(few, tmp_path)}
+    assert len(grid) > 1 and full_jobs["multihead"].train["multihead_lambda_c"] == grid
+    assert few_jobs["multihead"] == full_jobs["multihead"]  # the same base encoder's training
+    assert sorted(name for name in few_jobs if name.startswith("universal")) == [
+        "universal-multihead-c0",
+        "universal-paper-c0",
+    ]
+    assert few_jobs["universal-multihead-c0"] == full_jobs["universal-multihead-c0"]
+
+
 def test_one_base_only_leaves_out_the_other_family(config, tmp_path):
     rows = study_plan.entries(study_plan.jobs(config, tmp_path, ("paper",)), tmp_path)
     families = {row["family"] for row in rows}

@@ -176,6 +176,14 @@ def test_render_states_the_settings_and_training():
     assert "## E2E vs universal at 3.17 bits" in report
 
 
+def test_render_names_the_multihead_base_heads_when_they_are_not_the_universal_grid():
+    line = "an encoder trained jointly with one head per λc"
+    assert f"{line} (loss" in study_report.render(_results(), CONFIG, RATE_BITS)
+    config = types.SimpleNamespace(**{**vars(CONFIG), "multihead_lambda_c": (0.0, 0.02, 0.04)})
+    report = study_report.render(_results(), config, RATE_BITS)
+    assert f"{line} in [0.0, 0.02, 0.04] (loss" in report
+
+
 def _section(report: str, title: str) -> list[str]:
     """The lines of the report's section `## {title}...` up to the next `## ` heading."""
     return report.split(f"\n## {title}", 1)[1].split("\n## ", 1)[0].splitlines()

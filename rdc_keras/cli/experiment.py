@@ -44,6 +44,11 @@ def _define_flags() -> None:
     flags.DEFINE_list("rates", None, "Rates as d:L pairs, the first being the main one.")
     flags.DEFINE_list("e2e_lambda_c", None, "E2E lambda_c grid.")
     flags.DEFINE_list("universal_lambda_c", None, "lambda_c of the universal heads.")
+    flags.DEFINE_list(
+        "multihead_lambda_c",
+        None,
+        "lambda_c of the multi-head base encoder's heads (default: --universal_lambda_c).",
+    )
     flags.DEFINE_float("base_lambda_c", None, "lambda_c of the E2E model whose encoder is reused.")
     flags.DEFINE_list("e2e_lambda_p", None, "E2E lambda_p grid (the perception axis).")
     flags.DEFINE_list("universal_lambda_p", None, "lambda_p of the universal heads.")
@@ -157,6 +162,7 @@ def main(argv: list[str]) -> None:
         rates=rates,
         e2e_lambda_c=number_list(FLAGS.e2e_lambda_c, float, "e2e_lambda_c"),
         universal_lambda_c=number_list(FLAGS.universal_lambda_c, float, "universal_lambda_c"),
+        multihead_lambda_c=number_list(FLAGS.multihead_lambda_c, float, "multihead_lambda_c"),
         base_lambda_c=FLAGS.base_lambda_c,
         e2e_lambda_p=number_list(FLAGS.e2e_lambda_p, float, "e2e_lambda_p"),
         universal_lambda_p=number_list(FLAGS.universal_lambda_p, float, "universal_lambda_p"),
